@@ -1,0 +1,81 @@
+"""Render each combination once per test session and share it between checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+from .matrix import TEMPLATE, Combination, matrix
+
+
+@dataclass(frozen=True)
+class Project:
+    """A rendered project and the answers it was rendered with."""
+
+    path: Path
+    combination: Combination
+
+    @property
+    def package(self) -> str:
+        """Its import package name."""
+        return self.combination.slug.replace("-", "_")
+
+    def run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command in the project with its own tools; fail with the output."""
+        result = subprocess.run(
+            command, cwd=self.path, env=tool_env(), capture_output=True, text=True, timeout=900
+        )
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"{' '.join(command)} failed in {self.combination.id} "
+                f"(exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+
+def tool_env() -> dict[str, str]:
+    """The environment for tools in rendered projects: no leaked virtualenv, no downloads.
+
+    uv's cache is left where the caller put it (UV_CACHE_DIR or uv's default), so
+    every rendered project shares one cache.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    return env
+
+
+def render(combination: Combination, output_dir: Path) -> Path:
+    """Render one combination without prompting."""
+    return Path(
+        cookiecutter(
+            str(TEMPLATE),
+            no_input=True,
+            output_dir=str(output_dir),
+            extra_context=combination.extra_context(),
+        )
+    )
+
+
+MATRIX = [
+    pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(f"broker-{c.broker}"))
+    for c in matrix()
+]
+
+
+@pytest.fixture(scope="session", params=MATRIX)
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A freshly rendered project, not yet installed."""
+    combination: Combination = request.param
+    return Project(render(combination, tmp_path_factory.mktemp(combination.id)), combination)
+
+
+@pytest.fixture(scope="session")
+def installed(rendered: Project) -> Project:
+    """The rendered project after ``uv sync`` (which also writes uv.lock)."""
+    rendered.run("uv", "sync", "--quiet")
+    return rendered

@@ -1,0 +1,38 @@
+"""Each rendered project passes its own quality gates, with its own tools.
+
+The project's pytest includes its integration tests: they run against the real
+Redis or RabbitMQ of this machine, and under CI=true fail rather than skip.
+"""
+
+from __future__ import annotations
+
+from ..conftest import Project
+
+
+def test_lockfile_is_created(installed: Project) -> None:
+    assert (installed.path / "uv.lock").is_file()
+
+
+def test_ruff(installed: Project) -> None:
+    installed.run("uv", "run", "--frozen", "ruff", "check", ".")
+
+
+def test_black(installed: Project) -> None:
+    installed.run("uv", "run", "--frozen", "black", "--check", ".")
+
+
+def test_mypy_strict(installed: Project) -> None:
+    installed.run("uv", "run", "--frozen", "mypy")
+
+
+def test_pytest_with_integration(installed: Project) -> None:
+    result = installed.run("uv", "run", "--frozen", "pytest", "-p", "no:cacheprovider", "-q")
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary
+    assert "skipped" not in summary, summary
+
+
+def test_console_script_help(installed: Project) -> None:
+    result = installed.run("uv", "run", "--frozen", installed.combination.slug, "--help")
+    for command in ("worker", "submit", "status", "config"):
+        assert command in result.stdout

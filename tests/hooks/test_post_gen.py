@@ -1,0 +1,35 @@
+"""The post-generation hook removes the files of unselected options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .test_pre_gen import load_hook
+
+post_gen = load_hook("post_gen_project")
+ANSWERS = {"package_name": "acme_jobs", "project_slug": "acme-jobs"}
+
+
+def test_api_files_are_listed_only_when_the_api_is_off() -> None:
+    assert post_gen.paths_to_remove({**ANSWERS, "include_api": True}) == []
+    assert post_gen.paths_to_remove({**ANSWERS, "include_api": False}) == [
+        Path("src/acme_jobs/api"),
+        Path("tests/unit/test_api.py"),
+    ]
+
+
+def test_remove_paths_deletes_files_and_folders(tmp_path: Path) -> None:
+    (tmp_path / "src/acme_jobs/api").mkdir(parents=True)
+    (tmp_path / "src/acme_jobs/api/app.py").write_text("")
+    (tmp_path / "tests/unit").mkdir(parents=True)
+    (tmp_path / "tests/unit/test_api.py").write_text("")
+    post_gen.remove_paths(tmp_path, post_gen.paths_to_remove({**ANSWERS, "include_api": False}))
+    assert not (tmp_path / "src/acme_jobs/api").exists()
+    assert not (tmp_path / "tests/unit/test_api.py").exists()
+    assert (tmp_path / "tests/unit").is_dir()
+
+
+def test_next_steps_name_the_project() -> None:
+    steps = post_gen.next_steps(ANSWERS)
+    assert "cd acme-jobs" in steps
+    assert "uv run acme-jobs submit process_data" in steps

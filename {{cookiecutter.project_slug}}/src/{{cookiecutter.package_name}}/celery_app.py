@@ -1,0 +1,157 @@
+"""Build the Celery app from settings.
+
+Nothing here reads the environment: ``create_app(settings)`` is the only way in,
+so tests build an app from test settings and the CLI from the active profile.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from celery import Celery, Task
+from celery._state import get_current_app, get_current_task
+from kombu import Queue
+from pydantic import SecretStr
+
+from . import observability
+from .config import Settings
+from .resources import ResourceProvider, Resources
+
+DEFAULT_QUEUE = "default"
+CPU_QUEUE = "cpu"
+TASK_MODULES = (
+    "{{ cookiecutter.package_name }}.tasks.billing",
+    "{{ cookiecutter.package_name }}.tasks.data",
+    "{{ cookiecutter.package_name }}.tasks.media",
+    "{{ cookiecutter.package_name }}.tasks.notifications",
+)
+
+
+class ProjectCelery(Celery):
+    """A Celery app that carries the settings and resources it was built with."""
+
+    def __init__(self, settings: Settings, provider: ResourceProvider) -> None:
+        super().__init__("{{ cookiecutter.package_name }}", include=list(TASK_MODULES))
+        self.settings = settings
+        self.provider = provider
+
+
+def create_app(settings: Settings, provider: ResourceProvider | None = None) -> ProjectCelery:
+    """A configured app; ``provider`` lets tests hand tasks fake clients."""
+    app = ProjectCelery(settings, provider or ResourceProvider(settings))
+    app.conf.update(celery_config(settings))
+    observability.connect_signals()
+    app.set_current()
+    # Import the task modules now so per-task limits are known and checked at start-up.
+    app.loader.import_default_modules()
+    app.finalize()
+    if settings.is_redis_broker:
+        _check_visibility_timeout(app)
+    return app
+
+
+def current_resources() -> Resources:
+    """The resources of the app running the current task (or of the current app)."""
+    # A pool thread has no current app of its own, but the task it runs knows its app.
+    task: Task[Any, Any] | None = get_current_task()
+    app = task.app if task is not None else get_current_app()
+    if not isinstance(app, ProjectCelery):
+        raise RuntimeError("no app from create_app() is active; call create_app(settings) first")
+    return app.provider.get()
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings derived from our settings, with the production lessons built in."""
+    return {
+        "broker_url": _secret_url(
+            settings.broker.url, settings.broker.username, settings.broker.password
+        ),
+        "broker_transport_options": _transport_options(settings),
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": settings.broker.connection_timeout,
+        "result_backend": _result_backend(settings),
+        "result_expires": settings.results.expires,
+        "result_extended": True,
+        # JSON only: pickle on the wire lets a producer run code on the worker.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "event_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+        # At-least-once delivery: ack after the task ran, redeliver if the worker died.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # A lost connection means the broker will redeliver: stop the local copy.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_soft_time_limit": settings.tasks.soft_time_limit,
+        "task_time_limit": settings.tasks.time_limit,
+        "task_track_started": True,
+        "worker_max_tasks_per_child": settings.worker.max_tasks_per_child,
+        "worker_max_memory_per_child": settings.worker.max_memory_per_child,
+        "worker_concurrency": settings.worker.concurrency,
+        "worker_soft_shutdown_timeout": settings.worker.soft_shutdown_timeout,
+        "worker_enable_soft_shutdown_on_idle": True,
+        "worker_hijack_root_logger": False,
+        "task_default_queue": DEFAULT_QUEUE,
+        "task_queues": [Queue(DEFAULT_QUEUE), Queue(CPU_QUEUE)],
+        "task_create_missing_queues": False,
+        "task_routes": {"{{ cookiecutter.package_name }}.tasks.media.*": {"queue": CPU_QUEUE}},
+    }
+
+
+def _secret_url(url: str, username: str | None, password: SecretStr | None) -> str:
+    """Insert credentials kept apart from the URL, so the URL itself is never secret."""
+    if username is None and password is None:
+        return url
+    scheme, rest = url.split("://", 1)
+    secret = f":{quote(password.get_secret_value(), safe='')}" if password else ""
+    return f"{scheme}://{quote(username or '', safe='')}{secret}@{rest}"
+
+
+def _transport_options(settings: Settings) -> dict[str, Any]:
+    if settings.broker.url.startswith("filesystem://"):
+        folder = _ensure_dir(settings.data_dir / "broker")
+        processed = _ensure_dir(settings.data_dir / "broker-processed")
+        return {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(processed),
+            "store_processed": False,
+        }
+    if settings.is_redis_broker:
+        return {"visibility_timeout": settings.broker.visibility_timeout}
+    return {}
+
+
+def _result_backend(settings: Settings) -> str:
+    if settings.results.url == "file://":
+        return f"file://{_ensure_dir(settings.data_dir / 'results').resolve()}"
+    return _secret_url(settings.results.url, None, settings.results.password)
+
+
+def _ensure_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _check_visibility_timeout(app: ProjectCelery) -> None:
+    """Refuse a Redis visibility timeout shorter than a task's hard limit.
+
+    Redis redelivers an unacknowledged task after the visibility timeout; with
+    acks-late, a task that runs longer than that would run twice at once.
+    """
+    timeout = app.settings.broker.visibility_timeout
+    limits = {"tasks.time_limit": app.settings.tasks.time_limit} | {
+        task.name: task.time_limit for task in app.tasks.values() if task.time_limit
+    }
+    name, longest = max(limits.items(), key=lambda item: item[1])
+    if longest >= timeout:
+        raise RuntimeError(
+            f"broker.visibility_timeout={timeout}s must exceed the longest hard time limit "
+            f"({longest}s, {name}); raise the timeout or lower that limit"
+        )

@@ -1,0 +1,163 @@
+"""Command line: run a worker, submit typed tasks, check results, show configuration."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from celery.result import AsyncResult
+from pydantic import ValidationError
+
+from .celery_app import ProjectCelery, create_app
+from .config import ConfigError, Settings, explain, load_settings
+from .observability import configure_logging
+from .tasks.typed import TypedTask, typed_tasks
+
+app = typer.Typer(
+    name="{{ cookiecutter.project_slug }}",
+    help="{{ cookiecutter.description }}",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+ProfileOption = Annotated[
+    str | None,
+    typer.Option("--profile", "-p", help="Configuration profile; defaults to $APP_ENV or local."),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one error line to stderr and return the exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def settings_for(profile: str | None) -> Settings:
+    """Load settings or exit with the configuration problem."""
+    try:
+        return load_settings(profile)
+    except ConfigError as error:
+        raise fail(str(error)) from None
+
+
+def app_for(profile: str | None) -> ProjectCelery:
+    """The Celery app of a profile, with logging configured."""
+    settings = settings_for(profile)
+    configure_logging(settings.log)
+    return create_app(settings)
+
+
+def find_task(celery: ProjectCelery, name: str) -> TypedTask[Any, Any]:
+    """A typed task by short name, or exit listing the known names."""
+    tasks = typed_tasks(celery)
+    if name not in tasks:
+        known = ", ".join(sorted(tasks))
+        raise fail(f"unknown task {name!r}; known tasks: {known}")
+    return tasks[name]
+
+
+def describe_errors(error: ValidationError) -> str:
+    """Field-level validation errors on one line each."""
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(input)"
+        lines.append(f"  {field}: {item['msg']}")
+    return "\n".join(lines)
+
+
+@app.command()
+def worker(
+    profile: ProfileOption = None,
+    queues: Annotated[
+        str | None, typer.Option(help="Comma-separated queues; defaults to worker.queues.")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Start a worker for the active profile."""
+    celery = app_for(profile)
+    settings = celery.settings
+    argv = [
+        "worker",
+        f"--loglevel={settings.log.level}",
+        f"--queues={queues or ','.join(settings.worker.queues)}",
+        f"--concurrency={concurrency or settings.worker.concurrency}",
+    ]
+    if settings.broker.url.startswith("filesystem://"):
+        # The filesystem transport has no broadcast: skip the cluster chatter.
+        argv += ["--without-mingle", "--without-gossip"]
+    celery.worker_main(argv)
+
+
+@app.command()
+def submit(
+    task: Annotated[str, typer.Argument(help="Task name, e.g. process_data.")],
+    payload: Annotated[str, typer.Option("--json", help="The task input as a JSON object.")],
+    wait: Annotated[bool, typer.Option(help="Wait for the result and print it.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 60,
+    profile: ProfileOption = None,
+) -> None:
+    """Validate the input, enqueue the task, print its id (or its result with --wait)."""
+    celery = app_for(profile)
+    typed = find_task(celery, task)
+    try:
+        model = typed.input_model.model_validate_json(payload)
+    except ValidationError as error:
+        raise fail(
+            f"invalid input for {task} (nothing was enqueued):\n{describe_errors(error)}"
+        ) from None
+    result = typed.delay(model)
+    if not wait:
+        typer.echo(result.id)
+        return
+    try:
+        output = result.get(timeout=timeout)
+    except Exception as error:  # the task's own failure, re-raised by Celery
+        raise fail(f"task {result.id} failed: {type(error).__name__}: {error}", code=1) from None
+    typer.echo(output.model_dump_json())
+
+
+@app.command()
+def status(
+    task_id: Annotated[str, typer.Argument(help="The id printed by submit.")],
+    profile: ProfileOption = None,
+) -> None:
+    """Print a task's state, and its result once it has one, as JSON."""
+    celery = app_for(profile)
+    result: AsyncResult[Any] = celery.AsyncResult(task_id)
+    report: dict[str, Any] = {"task_id": task_id, "state": result.state}
+    if result.successful():
+        report["result"] = result.result
+    elif result.failed():
+        report["error"] = f"{type(result.result).__name__}: {result.result}"
+    typer.echo(json.dumps(report))
+
+
+@app.command()
+def config(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    profile: ProfileOption = None,
+) -> None:
+    """Show the effective configuration, secrets masked, with each value's source."""
+    rows = explain(settings_for(profile))
+    if as_json:
+        typer.echo(
+            json.dumps({row.key: {"value": row.value, "source": row.source} for row in rows})
+        )
+        return
+    width = max(len(row.key) for row in rows)
+    for row in rows:
+        typer.echo(f"{row.key:<{width}}  {json.dumps(row.value):<40}  {row.source}")
+
+
+@app.command()
+def tasks(profile: ProfileOption = None) -> None:
+    """List the typed tasks with their input schema."""
+    for name, typed in sorted(typed_tasks(app_for(profile)).items()):
+        schema = json.dumps(typed.input_model.model_json_schema())
+        typer.echo(f"{name}  {schema}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,18 @@
+"""Layered, validated configuration.
+
+Use :func:`load_settings` once at start-up and pass the result on; nothing in the
+package reads the environment on its own.
+"""
+
+from .loader import ConfigError, SettingValue, active_profile, explain, load_settings
+from .settings import Profile, Settings
+
+__all__ = [
+    "ConfigError",
+    "Profile",
+    "SettingValue",
+    "Settings",
+    "active_profile",
+    "explain",
+    "load_settings",
+]

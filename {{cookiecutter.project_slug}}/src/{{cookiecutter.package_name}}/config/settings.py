@@ -1,0 +1,165 @@
+"""The settings model: every knob, its type, its default and its rules."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "{{ cookiecutter.__env_prefix }}"
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+DEFAULT_CREDENTIALS = frozenset({"guest"})
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Profile(StrEnum):
+    """Named configuration profiles, one TOML file each."""
+
+    LOCAL = "local"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Section(BaseModel):
+    """Base of every settings section: unknown keys are typos, so they fail."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BrokerSettings(Section):
+    """Where tasks are queued."""
+
+    url: str = "{{ cookiecutter.__broker_url }}"
+    username: str | None = None
+    password: SecretStr | None = None
+    # Redis only: an unacknowledged task is redelivered after this long, so it must
+    # outlast the longest hard time limit or long tasks run twice.
+    visibility_timeout: Seconds = 3600
+    connection_timeout: Seconds = 5
+
+
+class ResultSettings(Section):
+    """Where task results are stored, and for how long."""
+
+    url: str = "redis://127.0.0.1:6379/1"
+    password: SecretStr | None = None
+    expires: Seconds = 86400
+
+
+class TaskSettings(Section):
+    """Defaults applied to every task; a task may override them."""
+
+    soft_time_limit: Seconds = 60
+    time_limit: Seconds = 90
+
+    @model_validator(mode="after")
+    def _soft_limit_first(self) -> Self:
+        if self.soft_time_limit >= self.time_limit:
+            raise ValueError(
+                "tasks.soft_time_limit must be lower than tasks.time_limit, "
+                "so a task can clean up before it is killed"
+            )
+        return self
+
+
+class WorkerSettings(Section):
+    """How a worker consumes and protects itself."""
+
+    queues: tuple[str, ...] = ("default", "cpu")
+    concurrency: Annotated[int, Field(ge=1)] = 2
+    max_tasks_per_child: Annotated[int, Field(ge=1)] = 1000
+    # The memory-leak guard: a pool process above this resident size (KiB) is
+    # replaced after its current task.
+    max_memory_per_child: Annotated[int, Field(ge=1024)] = 512_000
+    soft_shutdown_timeout: Annotated[float, Field(ge=0)] = 30
+
+
+class LogSettings(Section):
+    """Log level and shape."""
+
+    level: str = "INFO"
+    json_format: bool = False
+
+
+class Settings(BaseSettings):
+    """The whole configuration of the project, validated once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+        frozen=True,
+    )
+
+    profile: Profile = Profile.LOCAL
+    # Folder for the embedded broker, file results and local side effects.
+    data_dir: Path = Path(".{{ cookiecutter.project_slug }}")
+    broker: BrokerSettings = BrokerSettings()
+    results: ResultSettings = ResultSettings()
+    tasks: TaskSettings = TaskSettings()
+    worker: WorkerSettings = WorkerSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment beats .env beats the profile file (passed in as init values)."""
+        return env_settings, dotenv_settings, init_settings
+
+    @model_validator(mode="after")
+    def _production_ready(self) -> Self:
+        if self.profile is Profile.PRODUCTION:
+            problems = production_problems(self)
+            if problems:
+                raise ValueError(
+                    "the production profile refuses development values:\n  - "
+                    + "\n  - ".join(problems)
+                )
+        return self
+
+    @property
+    def is_redis_broker(self) -> bool:
+        """Whether the broker speaks the Redis protocol."""
+        return urlsplit(self.broker.url).scheme in {"redis", "rediss"}
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """Every reason these settings are unsafe for production, all at once."""
+    problems: list[str] = []
+    for name, url, password in (
+        ("broker", settings.broker.url, settings.broker.password),
+        ("results", settings.results.url, settings.results.password),
+    ):
+        parts = urlsplit(url)
+        variable = f"{ENV_PREFIX}{name.upper()}__"
+        if parts.scheme in {"filesystem", "file", "memory"}:
+            problems.append(f"{name}.url uses the development transport {parts.scheme}://")
+        if parts.hostname in LOCAL_HOSTS:
+            problems.append(
+                f"{name}.url points at {parts.hostname}; set {variable}URL to the real host"
+            )
+        if parts.password is not None:
+            problems.append(f"{name}.url embeds a password; move it to {variable}PASSWORD")
+        if password is None:
+            problems.append(f"{name}.password is missing; set {variable}PASSWORD")
+        elif password.get_secret_value() in DEFAULT_CREDENTIALS:
+            problems.append(f"{name}.password is a well-known default")
+    if settings.broker.username in DEFAULT_CREDENTIALS:
+        problems.append("broker.username is the default 'guest' account")
+    return problems

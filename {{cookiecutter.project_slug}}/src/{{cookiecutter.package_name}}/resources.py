@@ -1,0 +1,152 @@
+"""Clients that tasks use, built once per worker process and replaceable in tests.
+
+Tasks never create clients at import time or keep them in module globals: they ask
+``current_resources()`` (see ``celery_app``), which returns what the app's
+``ResourceProvider`` built. Tests pass a provider with fakes to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import redis
+
+from .config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class TransientError(Exception):
+    """A failure worth retrying: the next attempt may succeed."""
+
+
+class Ledger(Protocol):
+    """Records side effects exactly once per idempotency key."""
+
+    def record_once(self, key: str, entry: dict[str, Any]) -> bool:
+        """Store entry unless key was seen; return whether it was stored."""
+        ...
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Everything recorded so far."""
+        ...
+
+
+class Gateway(Protocol):
+    """Delivers messages to a partner system; may raise TransientError."""
+
+    def deliver(self, recipient: str, body: str) -> None:
+        """Send one message."""
+        ...
+
+
+class RedisLedger:
+    """Key check and write in one Lua script, so a redelivered task cannot double-apply."""
+
+    _SCRIPT = """
+    if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
+        redis.call('RPUSH', KEYS[2], ARGV[1])
+        return 1
+    end
+    return 0
+    """
+
+    def __init__(self, client: redis.Redis, namespace: str, key_ttl: int) -> None:
+        self._client = client
+        self._namespace = namespace
+        self._key_ttl = key_ttl
+        self._record = client.register_script(self._SCRIPT)
+
+    def record_once(self, key: str, entry: dict[str, Any]) -> bool:
+        """Store entry unless key was seen; return whether it was stored."""
+        keys = [f"{self._namespace}:key:{key}", f"{self._namespace}:entries"]
+        return bool(self._record(keys=keys, args=[json.dumps(entry), self._key_ttl]))
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Everything recorded so far."""
+        raw = self._client.lrange(f"{self._namespace}:entries", 0, -1)
+        return [json.loads(item) for item in raw]
+
+
+class DirectoryLedger:
+    """One file per key, created with O_EXCL: atomic on a local filesystem."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def record_once(self, key: str, entry: dict[str, Any]) -> bool:
+        """Store entry unless key was seen; return whether it was stored."""
+        path = self._folder / f"{sha256(key.encode()).hexdigest()}.json"
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(entry, file)
+        return True
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Everything recorded so far."""
+        return [json.loads(path.read_text()) for path in sorted(self._folder.glob("*.json"))]
+
+
+class LoggingGateway:
+    """Stand-in for a partner's HTTP client: logs each delivery. Replace with yours."""
+
+    def deliver(self, recipient: str, body: str) -> None:
+        """Send one message."""
+        logger.info("delivered notification", extra={"recipient": recipient, "chars": len(body)})
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Everything a task may need besides its input."""
+
+    settings: Settings
+    ledger: Ledger
+    gateway: Gateway
+
+
+def build_resources(settings: Settings) -> Resources:
+    """Real clients for the configured services."""
+    return Resources(settings=settings, ledger=_build_ledger(settings), gateway=LoggingGateway())
+
+
+def _build_ledger(settings: Settings) -> Ledger:
+    if urlsplit(settings.results.url).scheme not in {"redis", "rediss"}:
+        return DirectoryLedger(settings.data_dir / "ledger")
+    password = settings.results.password
+    client = redis.Redis.from_url(
+        settings.results.url,
+        password=password.get_secret_value() if password else None,
+        socket_timeout=settings.broker.connection_timeout,
+    )
+    return RedisLedger(client, namespace="{{ cookiecutter.package_name }}:ledger", key_ttl=7 * 86400)
+
+
+class ResourceProvider:
+    """Builds resources lazily, once per process (a forked child builds its own)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        factory: Callable[[Settings], Resources] = build_resources,
+    ) -> None:
+        self._settings = settings
+        self._factory = factory
+        self._built: tuple[int, Resources] | None = None
+
+    def get(self) -> Resources:
+        """The resources of this process, built on first use."""
+        if self._built is None or self._built[0] != os.getpid():
+            self._built = (os.getpid(), self._factory(self._settings))
+        return self._built[1]

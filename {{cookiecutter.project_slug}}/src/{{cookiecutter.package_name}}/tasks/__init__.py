@@ -1,0 +1,1 @@
+"""Tasks, one module per domain. ``typed`` holds the machinery they share."""

@@ -1,0 +1,72 @@
+"""CPU-bound media work, routed to the ``cpu`` queue, with time limits that clean up."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from celery.exceptions import SoftTimeLimitExceeded
+from pydantic import Field
+
+from ..celery_app import current_resources
+from .typed import TaskModel, typed_task
+
+logger = logging.getLogger(__name__)
+
+SourceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class ThumbnailRequest(TaskModel):
+    """A thumbnail to render from a source image."""
+
+    source_id: SourceId
+    width: Annotated[int, Field(ge=1, le=4096)]
+    height: Annotated[int, Field(ge=1, le=4096)]
+    # How much work to do: stands in for the cost of a real resize.
+    passes: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+
+
+class Thumbnail(TaskModel):
+    """Where the rendered thumbnail was written."""
+
+    source_id: str
+    path: str
+    digest: str
+
+
+# A hard limit kills the process; the soft limit, 10 s earlier, raises
+# SoftTimeLimitExceeded inside the task so it can remove its partial output.
+@typed_task(soft_time_limit=20, time_limit=30)
+def render_thumbnail(request: ThumbnailRequest) -> Thumbnail:
+    """Render a thumbnail; a partial file never outlives a timeout."""
+    folder = current_resources().settings.data_dir / "thumbnails"
+    return render_into(request, folder)
+
+
+def render_into(request: ThumbnailRequest, folder: Path) -> Thumbnail:
+    """Write the thumbnail through a temporary file, renamed only when complete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor, partial = tempfile.mkstemp(dir=folder, suffix=".partial")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            digest = render_pixels(request)
+            file.write(digest)
+        final = folder / f"{request.source_id}-{request.width}x{request.height}.thumb"
+        os.replace(partial, final)
+    except SoftTimeLimitExceeded:
+        logger.warning("time limit reached, removing partial output %s", partial)
+        Path(partial).unlink(missing_ok=True)
+        raise
+    return Thumbnail(source_id=request.source_id, path=str(final), digest=digest.hex())
+
+
+def render_pixels(request: ThumbnailRequest) -> bytes:
+    """CPU-bound stand-in for resizing: hash the pixel buffer ``passes`` times."""
+    digest = bytes(request.width * request.height)
+    for _ in range(request.passes):
+        digest = hashlib.sha256(digest).digest()
+    return digest

@@ -1,0 +1,41 @@
+"""Notifications: retries for transient failures, never for bad input."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, ValidationError
+
+from ..celery_app import current_resources
+from ..resources import TransientError
+from .typed import TaskModel, typed_task
+
+
+class Notification(TaskModel):
+    """A message for a partner system."""
+
+    recipient: Annotated[str, Field(min_length=1, max_length=254)]
+    body: Annotated[str, Field(max_length=10_000)]
+
+
+class Delivery(TaskModel):
+    """Proof of delivery."""
+
+    recipient: str
+    delivered: bool
+
+
+# Exponential backoff (1, 2, 4, ... s, capped at 60) with jitter so a burst of
+# failures does not retry in lockstep; bad input fails at once, retrying cannot fix it.
+@typed_task(
+    autoretry_for=(TransientError,),
+    dont_autoretry_for=(ValidationError,),
+    retry_backoff=1,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=5,
+)
+def send_notification(notification: Notification) -> Delivery:
+    """Deliver a notification through the partner gateway."""
+    current_resources().gateway.deliver(notification.recipient, notification.body)
+    return Delivery(recipient=notification.recipient, delivered=True)

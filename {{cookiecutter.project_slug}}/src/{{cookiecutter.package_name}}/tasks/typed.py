@@ -1,0 +1,151 @@
+"""Typed tasks: a Pydantic model in, a Pydantic model out, JSON on the wire.
+
+Celery's ``pydantic=True`` does the runtime work: a caller's model is dumped to JSON
+before publishing, and the worker validates the message against the model before
+the task body runs. What Celery does not give is the static side: with the
+celery-types stubs, ``@shared_task(base=...)`` comes out as ``Task[Any, Any]`` and
+mypy stops checking calls. ``typed_task`` keeps the signature, and ``TypedTask``
+makes results come back as models, so ``delay(wrong_type)`` fails type checking
+and ``.get()`` returns the output model.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from celery import Celery, Task, shared_task
+from celery.canvas import Signature
+from celery.result import AsyncResult
+from pydantic import BaseModel, ConfigDict
+
+InT = TypeVar("InT", bound=BaseModel)
+OutT = TypeVar("OutT", bound=BaseModel)
+
+
+def _allow_subscripting() -> None:
+    """The stubs make these classes generic; Celery must accept ``Task[...]`` at runtime.
+
+    Recent Celery releases define ``__class_getitem__`` themselves; older ones need
+    the patch the celery-types README describes. It only fills in what is missing.
+    """
+    for cls in (Task, AsyncResult, Signature, Celery):
+        if "__class_getitem__" not in vars(cls):
+            # setattr: the stubs declare the attribute read-only.
+            setattr(cls, "__class_getitem__", classmethod(types.GenericAlias))  # noqa: B010
+
+
+_allow_subscripting()
+
+
+class TaskModel(BaseModel):
+    """Base for task inputs and outputs: unknown fields are refused, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelResult(AsyncResult[OutT]):
+    """An AsyncResult whose ``get()`` returns the task's output model."""
+
+    def __init__(self, task_id: str, output_model: type[OutT], **kwargs: Any) -> None:
+        super().__init__(task_id, **kwargs)
+        self.output_model = output_model
+
+    def get(self, *args: Any, **kwargs: Any) -> OutT:
+        """Wait for the result and validate it into the output model."""
+        return self.output_model.model_validate(super().get(*args, **kwargs))
+
+
+class TypedTask(Task[[InT], OutT]):
+    """Base class of every typed task; carries its input and output models."""
+
+    input_model: type[InT]
+    output_model: type[OutT]
+
+    def __call__(self, payload: InT) -> OutT:
+        """Run in this process; a direct call returns the model, a worker gets JSON."""
+        # Celery's pydantic wrapper dumps the returned model for the result backend.
+        # Inside a worker the tracer has pushed the message's request (called_directly
+        # is False) and wants that dump; a direct caller wants the model back.
+        called_directly = bool(self.request.called_directly)
+        returned = super().__call__(payload)
+        if called_directly:
+            return self.output_model.model_validate(returned)
+        return returned
+
+    def AsyncResult(  # noqa: N802 - Celery's name
+        self,
+        task_id: str,
+        *,
+        backend: Any | None = None,
+        app: Any | None = None,
+        parent: AsyncResult[Any] | None = None,
+        **kwargs: Any,
+    ) -> ModelResult[OutT]:
+        """Results of this task, typed by its output model."""
+        return ModelResult(
+            task_id,
+            self.output_model,
+            backend=backend or self.backend,
+            app=app or self.app,
+            parent=parent,
+            task_name=self.name,
+            **kwargs,
+        )
+
+    def sig(self, payload: InT) -> Signature[Any]:
+        """A signature for canvases (group, chord, chain), checked like ``delay``."""
+        return self.s(payload.model_dump(mode="json"))
+
+
+def typed_task(
+    **options: Any,
+) -> Callable[[Callable[[InT], OutT]], TypedTask[InT, OutT]]:
+    """Register a function ``(Input) -> Output`` as a typed Celery task.
+
+    ``options`` are Celery task options (``soft_time_limit``, ``autoretry_for``, ...).
+    """
+
+    def register(function: Callable[[InT], OutT]) -> TypedTask[InT, OutT]:
+        input_model, output_model = models_of(function)
+        # cast: the stubs have no overload for Celery's pydantic and extra options.
+        task = cast(Any, shared_task)(
+            base=TypedTask,
+            pydantic=True,
+            input_model=input_model,
+            output_model=output_model,
+            **options,
+        )(function)
+        return cast("TypedTask[InT, OutT]", task)
+
+    return register
+
+
+def models_of(function: Callable[..., Any]) -> tuple[type[Any], type[Any]]:
+    """The input and output models of a task function; TypeError if it has other shapes."""
+    where = f"{function.__module__}.{function.__qualname__}"
+    hints = typing.get_type_hints(function)
+    parameters = list(inspect.signature(function).parameters)
+    input_model = hints.get(parameters[0]) if len(parameters) == 1 else None
+    output_model = hints.get("return")
+    for role, model in (("its one parameter", input_model), ("its return", output_model)):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError(
+                f"typed task {where}: {role} must be annotated with a pydantic model, "
+                "e.g. def task(payload: MyInput) -> MyOutput"
+            )
+    return cast(type[Any], input_model), cast(type[Any], output_model)
+
+
+def short_name(task: Task[Any, Any]) -> str:
+    """The name callers use: the function name without its module path."""
+    return task.name.rsplit(".", 1)[-1]
+
+
+def typed_tasks(app: Celery) -> dict[str, TypedTask[Any, Any]]:
+    """Every typed task the app knows, by short name (the registry the CLI uses)."""
+    app.loader.import_default_modules()
+    return {short_name(task): task for task in app.tasks.values() if isinstance(task, TypedTask)}

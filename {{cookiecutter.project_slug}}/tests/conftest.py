@@ -1,0 +1,81 @@
+"""Fixtures shared by every test: isolated settings and an app with fake clients."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.celery_app import ProjectCelery, create_app
+from {{ cookiecutter.package_name }}.config import Settings, load_settings
+from {{ cookiecutter.package_name }}.config.settings import ENV_PREFIX
+from {{ cookiecutter.package_name }}.resources import (
+    DirectoryLedger,
+    ResourceProvider,
+    Resources,
+)
+
+
+class RecordingGateway:
+    """Fake partner gateway: fails the first ``failures`` calls with ``error``."""
+
+    def __init__(self, failures: int = 0, error: Exception | None = None) -> None:
+        self.failures = failures
+        self.error = error
+        self.delivered: list[tuple[str, str]] = []
+        self.calls = 0
+
+    def deliver(self, recipient: str, body: str) -> None:
+        """Record the delivery, or fail while failures remain."""
+        self.calls += 1
+        if self.calls <= self.failures and self.error is not None:
+            raise self.error
+        self.delivered.append((recipient, body))
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer shell variable or .env file leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX) or name == "APP_ENV":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The CLI configures the root logger; put it back after each test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def local_settings(tmp_path: Path) -> Settings:
+    """The local profile, with its data folder inside the test's tmp_path."""
+    return load_settings("local", env_file=None).model_copy(update={"data_dir": tmp_path / "data"})
+
+
+@pytest.fixture
+def gateway() -> RecordingGateway:
+    """A gateway that always delivers; tests may set failures."""
+    return RecordingGateway()
+
+
+@pytest.fixture
+def local_app(local_settings: Settings, gateway: RecordingGateway) -> ProjectCelery:
+    """An app on the embedded broker whose tasks use a file ledger and the fake gateway."""
+    provider = ResourceProvider(
+        local_settings,
+        factory=lambda settings: Resources(
+            settings=settings,
+            ledger=DirectoryLedger(settings.data_dir / "ledger"),
+            gateway=gateway,
+        ),
+    )
+    return create_app(local_settings, provider)

@@ -1,0 +1,78 @@
+"""A real worker on the broker of the ``test`` profile.
+
+Under ``CI=true`` a missing broker fails the run; elsewhere the tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import redis
+from celery.contrib.testing.worker import start_worker
+
+from {{ cookiecutter.package_name }}.celery_app import ProjectCelery, create_app
+from {{ cookiecutter.package_name }}.config import Settings, load_settings
+from {{ cookiecutter.package_name }}.resources import ResourceProvider, Resources, build_resources
+
+from ..conftest import RecordingGateway
+
+
+def require_services(app: ProjectCelery) -> None:
+    """Fail under CI, skip elsewhere, when the broker or result store does not answer."""
+    settings = app.settings
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=3)
+        redis.Redis.from_url(settings.results.url, socket_timeout=3).ping()
+    except Exception as error:  # any connection failure means the same thing here
+        reason = f"test-profile services unreachable ({settings.broker.url}): {error}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI=true requires them")
+        pytest.skip(f"{reason}; start them or see README (CI=true makes this a failure)")
+
+
+@pytest.fixture(scope="session")
+def test_settings() -> Settings:
+    """The test profile, ignoring any .env file."""
+    return load_settings("test", env_file=None)
+
+
+@pytest.fixture(scope="session")
+def integration_gateway() -> RecordingGateway:
+    """The gateway the worker's tasks use; tests arrange its failures."""
+    return RecordingGateway()
+
+
+@pytest.fixture(scope="session")
+def broker_app(
+    test_settings: Settings, integration_gateway: RecordingGateway
+) -> Iterator[ProjectCelery]:
+    """An app on the real broker, its queues purged before and after the session."""
+
+    def resources(settings: Settings) -> Resources:
+        real = build_resources(settings)
+        return Resources(settings=settings, ledger=real.ledger, gateway=integration_gateway)
+
+    app = create_app(test_settings, ResourceProvider(test_settings, resources))
+    require_services(app)
+    app.control.purge()
+    yield app
+    app.control.purge()
+
+
+@pytest.fixture(scope="session")
+def broker_worker(broker_app: ProjectCelery) -> Iterator[None]:
+    """A worker thread consuming every queue of the test profile."""
+    with start_worker(
+        broker_app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=15
+    ):
+        yield
+
+
+@pytest.fixture
+def worker_app(broker_app: ProjectCelery, broker_worker: None) -> ProjectCelery:
+    """The app, made current so task proxies publish through it."""
+    broker_app.set_current()
+    return broker_app

@@ -1,0 +1,76 @@
+"""Typed tasks through the real broker and a real worker."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from {{ cookiecutter.package_name }}.celery_app import ProjectCelery
+from {{ cookiecutter.package_name }}.resources import TransientError
+from {{ cookiecutter.package_name }}.tasks.billing import CreditRequest, apply_credit
+from {{ cookiecutter.package_name }}.tasks.data import (
+    BatchSummary,
+    ProcessDataInput,
+    ProcessDataOutput,
+    fan_out,
+    process_batch,
+    process_data,
+)
+from {{ cookiecutter.package_name }}.tasks.media import ThumbnailRequest, render_thumbnail
+from {{ cookiecutter.package_name }}.tasks.notifications import Notification, send_notification
+
+from ..conftest import RecordingGateway
+
+pytestmark = pytest.mark.integration
+TIMEOUT = 30
+
+
+def test_process_data_round_trip(worker_app: ProjectCelery) -> None:
+    result = process_data.delay(ProcessDataInput(value=7, label="seven"))
+    assert result.get(timeout=TIMEOUT) == ProcessDataOutput(message="Processed: 7 - seven")
+
+
+def test_invalid_message_from_another_producer_fails_on_the_worker(
+    worker_app: ProjectCelery,
+) -> None:
+    result = worker_app.send_task(process_data.name, args=[{"value": "x", "label": 1}])
+    result.get(timeout=TIMEOUT, propagate=False)
+    assert result.state == "FAILURE"
+    assert "ValidationError" in type(result.result).__name__ + repr(result.result)
+
+
+def test_fan_out_and_chord(worker_app: ProjectCelery) -> None:
+    records = [ProcessDataInput(value=n, label=f"n{n}") for n in range(5)]
+    assert [r["message"] for r in fan_out(records).get(timeout=TIMEOUT)] == [
+        f"Processed: {n} - n{n}" for n in range(5)
+    ]
+    summary = BatchSummary.model_validate(process_batch(records).get(timeout=TIMEOUT))
+    assert summary.count == 5
+    assert summary.messages[0] == "Processed: 0 - n0"
+
+
+def test_cpu_task_runs_on_the_cpu_queue(worker_app: ProjectCelery) -> None:
+    result = render_thumbnail.delay(ThumbnailRequest(source_id="img", width=8, height=8))
+    assert result.get(timeout=TIMEOUT).source_id == "img"
+
+
+def test_redelivered_credit_applies_once(worker_app: ProjectCelery) -> None:
+    request = CreditRequest(
+        idempotency_key=f"test-{uuid.uuid4()}", account_id="acct", amount_cents=100
+    )
+    first = apply_credit.delay(request).get(timeout=TIMEOUT)
+    again = apply_credit.delay(request).get(timeout=TIMEOUT)
+    assert (first.applied, again.applied) == (True, False)
+    ledger = worker_app.provider.get().ledger
+    assert [e["idempotency_key"] for e in ledger.entries()].count(request.idempotency_key) == 1
+
+
+def test_transient_failures_are_retried_by_the_worker(
+    worker_app: ProjectCelery, integration_gateway: RecordingGateway
+) -> None:
+    integration_gateway.calls, integration_gateway.failures = 0, 2
+    integration_gateway.error = TransientError("partner timed out")
+    result = send_notification.delay(Notification(recipient="ops", body="retry me"))
+    assert result.get(timeout=TIMEOUT).delivered
+    assert integration_gateway.calls == 3

@@ -1,0 +1,73 @@
+"""The Celery app carries the production lessons in its configuration."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from {{ cookiecutter.package_name }}.celery_app import CPU_QUEUE, ProjectCelery, celery_config, create_app
+from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.config.settings import BrokerSettings, ResultSettings
+
+
+def test_wire_format_is_json_only(local_settings: Settings) -> None:
+    config = celery_config(local_settings)
+    assert config["accept_content"] == ["json"]
+    assert config["result_accept_content"] == ["json"]
+    assert {config["task_serializer"], config["result_serializer"]} == {"json"}
+
+
+def test_delivery_and_protection_settings(local_settings: Settings) -> None:
+    config = celery_config(local_settings)
+    assert config["task_acks_late"] is True
+    assert config["task_reject_on_worker_lost"] is True
+    assert config["worker_prefetch_multiplier"] == 1
+    assert config["worker_cancel_long_running_tasks_on_connection_loss"] is True
+    assert config["broker_connection_retry_on_startup"] is True
+    assert config["worker_max_memory_per_child"] == local_settings.worker.max_memory_per_child
+    assert config["task_time_limit"] > config["task_soft_time_limit"]
+
+
+def test_local_profile_uses_folders_under_data_dir(local_settings: Settings) -> None:
+    config = celery_config(local_settings)
+    assert config["broker_transport_options"]["data_folder_in"].startswith(
+        str(local_settings.data_dir)
+    )
+    assert config["result_backend"].startswith("file:///")
+    assert (local_settings.data_dir / "results").is_dir()
+
+
+def test_credentials_are_inserted_and_quoted(local_settings: Settings) -> None:
+    settings = local_settings.model_copy(
+        update={
+            "broker": BrokerSettings(
+                url="amqp://rabbit:5672//", username="app", password=SecretStr("p@ss:w")
+            ),
+            "results": ResultSettings(url="redis://cache:6379/1", password=SecretStr("r")),
+        }
+    )
+    config = celery_config(settings)
+    assert config["broker_url"] == "amqp://app:p%40ss%3Aw@rabbit:5672//"
+    assert config["result_backend"] == "redis://:r@cache:6379/1"
+    assert config["broker_transport_options"] == {}
+
+
+def test_cpu_tasks_are_routed_to_the_cpu_queue(local_app: ProjectCelery) -> None:
+    route = local_app.amqp.router.route({}, "{{ cookiecutter.package_name }}.tasks.media.render_thumbnail")
+    assert route["queue"].name == CPU_QUEUE
+
+
+def test_visibility_timeout_must_exceed_hard_limits(local_settings: Settings) -> None:
+    settings = local_settings.model_copy(
+        update={"broker": BrokerSettings(url="redis://cache:6379/0", visibility_timeout=20)}
+    )
+    with pytest.raises(RuntimeError, match=r"=20\.0s must exceed.*tasks\.time_limit"):
+        create_app(settings)
+
+
+def test_redis_visibility_timeout_is_passed_to_the_transport(local_settings: Settings) -> None:
+    settings = local_settings.model_copy(
+        update={"broker": BrokerSettings(url="redis://cache:6379/0", visibility_timeout=400)}
+    )
+    app = create_app(settings)
+    assert app.conf.broker_transport_options == {"visibility_timeout": 400}

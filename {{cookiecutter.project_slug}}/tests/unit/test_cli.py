@@ -1,0 +1,118 @@
+"""The command line, on the embedded broker: nothing here needs a server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from {{ cookiecutter.package_name }}.celery_app import ProjectCelery, create_app
+from {{ cookiecutter.package_name }}.cli import app
+from {{ cookiecutter.package_name }}.config import load_settings
+from {{ cookiecutter.package_name }}.config.settings import ENV_PREFIX
+
+runner = CliRunner()
+BROKER_FOLDER = Path(".{{ cookiecutter.project_slug }}/broker")
+
+
+def invoke(*args: str) -> Any:
+    """Run the CLI in-process."""
+    return runner.invoke(app, list(args))
+
+
+def queued_messages() -> list[Path]:
+    """Messages waiting in the embedded broker."""
+    return sorted(BROKER_FOLDER.glob("*.msg")) if BROKER_FOLDER.exists() else []
+
+
+def test_submit_enqueues_valid_input() -> None:
+    result = invoke("submit", "process_data", "--json", '{"value": 1, "label": "a"}')
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.strip()) == 36  # the task id, alone on stdout
+    assert len(queued_messages()) == 1
+
+
+def test_submit_rejects_invalid_input_and_enqueues_nothing() -> None:
+    result = invoke("submit", "process_data", "--json", '{"value": "x", "label": "a"}')
+    assert result.exit_code == 2
+    assert "invalid input for process_data" in result.output
+    assert "value: Input should be a valid integer" in result.output
+    assert queued_messages() == []
+
+
+def test_submit_rejects_malformed_json() -> None:
+    result = invoke("submit", "process_data", "--json", "{not json")
+    assert result.exit_code == 2
+    assert "Invalid JSON" in result.output
+    assert queued_messages() == []
+
+
+def test_submit_unknown_task_lists_known_ones() -> None:
+    result = invoke("submit", "nope", "--json", "{}")
+    assert result.exit_code == 2
+    assert "unknown task 'nope'" in result.output
+    assert "process_data" in result.output
+
+
+def test_bad_configuration_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"{ENV_PREFIX}WORKER__CONCURRENCY", "zero")
+    result = invoke("config")
+    assert result.exit_code == 2
+    assert "worker.concurrency" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_status_of_unknown_task_is_pending() -> None:
+    result = invoke("status", "0b5c6a1e-0000-4000-8000-000000000000")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["state"] == "PENDING"
+
+
+def test_status_reports_results_and_failures() -> None:
+    backend = create_app(load_settings("local")).backend
+    backend.store_result("done", {"message": "ok"}, "SUCCESS")
+    backend.mark_as_failure("broken", ValueError("boom"))
+    ok = json.loads(invoke("status", "done").stdout)
+    failed = json.loads(invoke("status", "broken", "--profile", "local").stdout)
+    assert ok == {"task_id": "done", "state": "SUCCESS", "result": {"message": "ok"}}
+    assert failed["state"] == "FAILURE"
+    assert failed["error"] == "ValueError: boom"
+
+
+def test_config_masks_secrets_and_names_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"{ENV_PREFIX}BROKER__PASSWORD", "hunter2")
+    text = invoke("config")
+    as_json = invoke("config", "--json")
+    assert text.exit_code == as_json.exit_code == 0
+    assert "hunter2" not in text.output + as_json.output
+    rows = json.loads(as_json.output)
+    assert rows["broker.password"] == {"value": "**********", "source": "environment"}
+    assert rows["broker.url"]["source"] == "config/local.toml"
+    assert "broker.password" in text.output
+
+
+def test_tasks_lists_inputs() -> None:
+    result = invoke("tasks")
+    assert result.exit_code == 0
+    assert "process_data" in result.output
+    assert '"label"' in result.output
+
+
+def test_worker_starts_with_profile_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(ProjectCelery, "worker_main", lambda self, argv: started.append(argv))
+    result = invoke("worker", "--concurrency", "3")
+    assert result.exit_code == 0, result.output
+    assert started == [
+        [
+            "worker",
+            "--loglevel=INFO",
+            "--queues=default,cpu",
+            "--concurrency=3",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+    ]

@@ -1,0 +1,44 @@
+"""Structured task records and log formats."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from {{ cookiecutter.package_name }}.celery_app import ProjectCelery
+from {{ cookiecutter.package_name }}.config.settings import LogSettings
+from {{ cookiecutter.package_name }}.observability import configure_logging
+from {{ cookiecutter.package_name }}.tasks.data import ProcessDataInput, process_data
+
+
+def test_each_task_run_is_logged_with_its_numbers(
+    local_app: ProjectCelery, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="{{ cookiecutter.package_name }}.tasks")
+    process_data.apply(args=(ProcessDataInput(value=1, label="a").model_dump(),), task_id="t-1")
+    (record,) = [r for r in caplog.records if getattr(r, "task_id", None) == "t-1"]
+    assert record.task_name == process_data.name  # type: ignore[attr-defined]
+    assert record.state == "SUCCESS"  # type: ignore[attr-defined]
+    assert record.retries == 0  # type: ignore[attr-defined]
+    assert record.duration_ms >= 0  # type: ignore[attr-defined]
+
+
+def test_json_logs_are_one_object_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogSettings(level="INFO", json_format=True))
+    logging.getLogger("demo").info("hello", extra={"task_id": "t-2"})
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert json.loads(line) | {"asctime": None} == {
+        "asctime": None,
+        "level": "INFO",
+        "name": "demo",
+        "message": "hello",
+        "task_id": "t-2",
+    }
+
+
+def test_text_logs_are_readable(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogSettings(level="WARNING", json_format=False))
+    logging.getLogger("demo").warning("careful")
+    assert "WARNING demo: careful" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+"""The typed-task layer: shapes it accepts, models it returns, its registry."""
+
+from __future__ import annotations
+
+import pytest
+from celery.result import AsyncResult
+
+from {{ cookiecutter.package_name }}.celery_app import ProjectCelery
+from {{ cookiecutter.package_name }}.tasks.data import ProcessDataInput, ProcessDataOutput, process_data
+from {{ cookiecutter.package_name }}.tasks.typed import ModelResult, TaskModel, models_of, typed_tasks
+
+
+class Other(TaskModel):
+    """A model for shape tests."""
+
+    n: int
+
+
+def two_parameters(a: Other, b: Other) -> Other:
+    """Not a typed task: two inputs."""
+    return a
+
+
+def plain_input(a: int) -> Other:
+    """Not a typed task: input is not a model."""
+    return Other(n=a)
+
+
+def plain_output(a: Other) -> int:
+    """Not a typed task: output is not a model."""
+    return a.n
+
+
+@pytest.mark.parametrize(
+    ("function", "role"),
+    [
+        (two_parameters, "its one parameter"),
+        (plain_input, "its one parameter"),
+        (plain_output, "its return"),
+    ],
+)
+def test_models_of_rejects_other_shapes(function: object, role: str) -> None:
+    with pytest.raises(TypeError, match=f"{role} must be annotated with a pydantic model"):
+        models_of(function)  # type: ignore[arg-type]
+
+
+def test_registry_lists_every_typed_task(local_app: ProjectCelery) -> None:
+    registry = typed_tasks(local_app)
+    assert {
+        "apply_credit",
+        "process_data",
+        "render_thumbnail",
+        "send_notification",
+        "summarize_batch",
+    } <= set(registry)
+    assert registry["process_data"].input_model is ProcessDataInput
+    assert registry["process_data"].output_model is ProcessDataOutput
+
+
+def test_direct_call_returns_the_model(local_app: ProjectCelery) -> None:
+    output = process_data(ProcessDataInput(value=3, label="x"))
+    assert output == ProcessDataOutput(message="Processed: 3 - x")
+
+
+def test_results_come_back_as_models(local_app: ProjectCelery) -> None:
+    result = process_data.AsyncResult("some-id")
+    assert isinstance(result, ModelResult)
+    local_app.backend.store_result("some-id", {"message": "Processed: 1 - a"}, "SUCCESS")
+    assert result.get(timeout=1) == ProcessDataOutput(message="Processed: 1 - a")
+
+
+def test_signatures_carry_json(local_app: ProjectCelery) -> None:
+    signature = process_data.sig(ProcessDataInput(value=1, label="a"))
+    assert signature.args == ({"value": 1, "label": "a"},)
+
+
+def test_plain_async_result_is_untyped(local_app: ProjectCelery) -> None:
+    assert not isinstance(local_app.AsyncResult("x"), ModelResult)
+    assert isinstance(local_app.AsyncResult("x"), AsyncResult)
