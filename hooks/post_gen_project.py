@@ -51,7 +51,7 @@ def next_steps(answers: dict[str, Any]) -> str:
 
 def main() -> int:
     """Run in the freshly rendered project folder."""
-    answers = json.loads(r'''{{ cookiecutter | tojson }}''')
+    answers = json.loads(r"""{{ cookiecutter | tojson }}""")
     remove_paths(Path.cwd(), paths_to_remove(answers))
     print(next_steps(answers))
     return 0

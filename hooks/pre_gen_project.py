@@ -137,8 +137,9 @@ def report(problems: Iterable[str]) -> int:
 
 def main() -> int:
     """Validate the answers cookiecutter rendered into this file."""
-    # tojson escapes quotes, so no answer can end this raw string early.
-    answers = json.loads(r'''{{ cookiecutter | tojson }}''')
+    # Compact JSON escapes quotes inside strings and ends with "}", so no answer
+    # can close this raw string early.
+    answers = json.loads(r"""{{ cookiecutter | tojson }}""")
     return report(find_problems(answers))
 
 

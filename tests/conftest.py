@@ -62,8 +62,7 @@ def render(combination: Combination, output_dir: Path) -> Path:
 
 
 MATRIX = [
-    pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(f"broker-{c.broker}"))
-    for c in matrix()
+    pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(f"broker-{c.broker}")) for c in matrix()
 ]
 
 
