@@ -40,8 +40,9 @@ class Combination:
 
     @property
     def slug(self) -> str:
-        """A distinct project per combination."""
-        return f"proj-{self.id.lower()}"
+        """A distinct project per combination (license left out: it changes no code)."""
+        api = "api" if self.include_api else "noapi"
+        return f"{self.broker}-{api}-py{self.python_version.replace('.', '')}"
 
     def extra_context(self) -> dict[str, str]:
         """Answers for cookiecutter, as the command line would give them."""

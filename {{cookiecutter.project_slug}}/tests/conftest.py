@@ -9,9 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.celery_app import ProjectCelery, create_app
-from {{ cookiecutter.package_name }}.config import Settings, load_settings
-from {{ cookiecutter.package_name }}.config.settings import ENV_PREFIX
+from {{ cookiecutter.package_name }}.celery_app import (
+    ProjectCelery,
+    create_app,
+)
+from {{ cookiecutter.package_name }}.config import (
+    Settings,
+    load_settings,
+)
+from {{ cookiecutter.package_name }}.config.settings import (
+    ENV_PREFIX,
+)
 from {{ cookiecutter.package_name }}.resources import (
     DirectoryLedger,
     ResourceProvider,

@@ -21,11 +21,10 @@ from .resources import ResourceProvider, Resources
 
 DEFAULT_QUEUE = "default"
 CPU_QUEUE = "cpu"
-TASK_MODULES = (
-    "{{ cookiecutter.package_name }}.tasks.billing",
-    "{{ cookiecutter.package_name }}.tasks.data",
-    "{{ cookiecutter.package_name }}.tasks.media",
-    "{{ cookiecutter.package_name }}.tasks.notifications",
+PACKAGE = __name__.rpartition(".")[0]
+# One module per domain; the worker imports each so its tasks are registered.
+TASK_MODULES = tuple(
+    f"{PACKAGE}.tasks.{domain}" for domain in ("billing", "data", "media", "notifications")
 )
 
 
@@ -33,7 +32,7 @@ class ProjectCelery(Celery):
     """A Celery app that carries the settings and resources it was built with."""
 
     def __init__(self, settings: Settings, provider: ResourceProvider) -> None:
-        super().__init__("{{ cookiecutter.package_name }}", include=list(TASK_MODULES))
+        super().__init__(PACKAGE, include=list(TASK_MODULES))
         self.settings = settings
         self.provider = provider
 
@@ -100,7 +99,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": DEFAULT_QUEUE,
         "task_queues": [Queue(DEFAULT_QUEUE), Queue(CPU_QUEUE)],
         "task_create_missing_queues": False,
-        "task_routes": {"{{ cookiecutter.package_name }}.tasks.media.*": {"queue": CPU_QUEUE}},
+        "task_routes": {f"{PACKAGE}.tasks.media.*": {"queue": CPU_QUEUE}},
     }
 
 

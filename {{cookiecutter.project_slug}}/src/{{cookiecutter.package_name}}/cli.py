@@ -16,7 +16,7 @@ from .tasks.typed import TypedTask, typed_tasks
 
 app = typer.Typer(
     name="{{ cookiecutter.project_slug }}",
-    help="{{ cookiecutter.description }}",
+    help=__doc__,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )

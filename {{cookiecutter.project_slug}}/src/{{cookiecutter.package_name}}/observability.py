@@ -18,7 +18,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from .config.settings import LogSettings
 
-logger = logging.getLogger("{{ cookiecutter.package_name }}.tasks")
+logger = logging.getLogger(__name__)
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"

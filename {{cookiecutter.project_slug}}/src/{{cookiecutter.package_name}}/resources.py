@@ -130,7 +130,7 @@ def _build_ledger(settings: Settings) -> Ledger:
         password=password.get_secret_value() if password else None,
         socket_timeout=settings.broker.connection_timeout,
     )
-    return RedisLedger(client, namespace="{{ cookiecutter.package_name }}:ledger", key_ttl=7 * 86400)
+    return RedisLedger(client, namespace=f"{__package__}:ledger", key_ttl=7 * 86400)
 
 
 class ResourceProvider:

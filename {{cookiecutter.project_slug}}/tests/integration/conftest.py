@@ -12,9 +12,19 @@ import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
 
-from {{ cookiecutter.package_name }}.celery_app import ProjectCelery, create_app
-from {{ cookiecutter.package_name }}.config import Settings, load_settings
-from {{ cookiecutter.package_name }}.resources import ResourceProvider, Resources, build_resources
+from {{ cookiecutter.package_name }}.celery_app import (
+    ProjectCelery,
+    create_app,
+)
+from {{ cookiecutter.package_name }}.config import (
+    Settings,
+    load_settings,
+)
+from {{ cookiecutter.package_name }}.resources import (
+    ResourceProvider,
+    Resources,
+    build_resources,
+)
 
 from ..conftest import RecordingGateway
 

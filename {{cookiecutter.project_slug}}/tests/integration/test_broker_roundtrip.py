@@ -6,9 +6,16 @@ import uuid
 
 import pytest
 
-from {{ cookiecutter.package_name }}.celery_app import ProjectCelery
-from {{ cookiecutter.package_name }}.resources import TransientError
-from {{ cookiecutter.package_name }}.tasks.billing import CreditRequest, apply_credit
+from {{ cookiecutter.package_name }}.celery_app import (
+    ProjectCelery,
+)
+from {{ cookiecutter.package_name }}.resources import (
+    TransientError,
+)
+from {{ cookiecutter.package_name }}.tasks.billing import (
+    CreditRequest,
+    apply_credit,
+)
 from {{ cookiecutter.package_name }}.tasks.data import (
     BatchSummary,
     ProcessDataInput,
@@ -17,8 +24,14 @@ from {{ cookiecutter.package_name }}.tasks.data import (
     process_batch,
     process_data,
 )
-from {{ cookiecutter.package_name }}.tasks.media import ThumbnailRequest, render_thumbnail
-from {{ cookiecutter.package_name }}.tasks.notifications import Notification, send_notification
+from {{ cookiecutter.package_name }}.tasks.media import (
+    ThumbnailRequest,
+    render_thumbnail,
+)
+from {{ cookiecutter.package_name }}.tasks.notifications import (
+    Notification,
+    send_notification,
+)
 
 from ..conftest import RecordingGateway
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 from celery.contrib.testing.worker import start_worker
 
-from {{ cookiecutter.package_name }}.celery_app import ProjectCelery
-from {{ cookiecutter.package_name }}.tasks.data import ProcessDataInput, ProcessDataOutput, process_data
+from {{ cookiecutter.package_name }}.celery_app import (
+    ProjectCelery,
+)
+from {{ cookiecutter.package_name }}.tasks.data import (
+    ProcessDataInput,
+    ProcessDataOutput,
+    process_data,
+)
 
 pytestmark = pytest.mark.integration
 

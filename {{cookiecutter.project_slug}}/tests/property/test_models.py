@@ -9,9 +9,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from {{ cookiecutter.package_name }}.tasks.billing import CreditRequest
-from {{ cookiecutter.package_name }}.tasks.data import ProcessDataInput, ProcessDataOutput, process_data
-from {{ cookiecutter.package_name }}.tasks.notifications import Notification
+from {{ cookiecutter.package_name }}.tasks.billing import (
+    CreditRequest,
+)
+from {{ cookiecutter.package_name }}.tasks.data import (
+    ProcessDataInput,
+    ProcessDataOutput,
+    process_data,
+)
+from {{ cookiecutter.package_name }}.tasks.notifications import (
+    Notification,
+)
 
 valid_inputs = st.builds(ProcessDataInput, value=st.integers(), label=st.text())
 json_scalars = st.none() | st.booleans() | st.floats(allow_nan=False) | st.text() | st.integers()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from {{ cookiecutter.package_name }}.api import create_api
-from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.api import (
+    create_api,
+)
+from {{ cookiecutter.package_name }}.config import (
+    Settings,
+)
 
 
 def test_healthz_answers_without_the_broker(local_settings: Settings) -> None:

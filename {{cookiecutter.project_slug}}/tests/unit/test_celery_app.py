@@ -5,9 +5,22 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from {{ cookiecutter.package_name }}.celery_app import CPU_QUEUE, ProjectCelery, celery_config, create_app
-from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.config.settings import BrokerSettings, ResultSettings
+from {{ cookiecutter.package_name }}.celery_app import (
+    CPU_QUEUE,
+    ProjectCelery,
+    celery_config,
+    create_app,
+)
+from {{ cookiecutter.package_name }}.config import (
+    Settings,
+)
+from {{ cookiecutter.package_name }}.config.settings import (
+    BrokerSettings,
+    ResultSettings,
+)
+from {{ cookiecutter.package_name }}.tasks.media import (
+    render_thumbnail,
+)
 
 
 def test_wire_format_is_json_only(local_settings: Settings) -> None:
@@ -53,7 +66,7 @@ def test_credentials_are_inserted_and_quoted(local_settings: Settings) -> None:
 
 
 def test_cpu_tasks_are_routed_to_the_cpu_queue(local_app: ProjectCelery) -> None:
-    route = local_app.amqp.router.route({}, "{{ cookiecutter.package_name }}.tasks.media.render_thumbnail")
+    route = local_app.amqp.router.route({}, render_thumbnail.name)
     assert route["queue"].name == CPU_QUEUE
 
 

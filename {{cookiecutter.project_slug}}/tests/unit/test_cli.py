@@ -9,10 +9,19 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from {{ cookiecutter.package_name }}.celery_app import ProjectCelery, create_app
-from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import load_settings
-from {{ cookiecutter.package_name }}.config.settings import ENV_PREFIX
+from {{ cookiecutter.package_name }}.celery_app import (
+    ProjectCelery,
+    create_app,
+)
+from {{ cookiecutter.package_name }}.cli import (
+    app,
+)
+from {{ cookiecutter.package_name }}.config import (
+    load_settings,
+)
+from {{ cookiecutter.package_name }}.config.settings import (
+    ENV_PREFIX,
+)
 
 runner = CliRunner()
 BROKER_FOLDER = Path(".{{ cookiecutter.project_slug }}/broker")

@@ -16,7 +16,9 @@ from {{ cookiecutter.package_name }}.config import (
     load_settings,
     loader,
 )
-from {{ cookiecutter.package_name }}.config.settings import ENV_PREFIX
+from {{ cookiecutter.package_name }}.config.settings import (
+    ENV_PREFIX,
+)
 
 
 def sources(settings: Settings, env_file: Path | None = None) -> dict[str, Any]:

@@ -7,16 +7,26 @@ import logging
 
 import pytest
 
-from {{ cookiecutter.package_name }}.celery_app import ProjectCelery
-from {{ cookiecutter.package_name }}.config.settings import LogSettings
-from {{ cookiecutter.package_name }}.observability import configure_logging
-from {{ cookiecutter.package_name }}.tasks.data import ProcessDataInput, process_data
+from {{ cookiecutter.package_name }} import observability
+from {{ cookiecutter.package_name }}.celery_app import (
+    ProjectCelery,
+)
+from {{ cookiecutter.package_name }}.config.settings import (
+    LogSettings,
+)
+from {{ cookiecutter.package_name }}.observability import (
+    configure_logging,
+)
+from {{ cookiecutter.package_name }}.tasks.data import (
+    ProcessDataInput,
+    process_data,
+)
 
 
 def test_each_task_run_is_logged_with_its_numbers(
     local_app: ProjectCelery, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="{{ cookiecutter.package_name }}.tasks")
+    caplog.set_level(logging.INFO, logger=observability.logger.name)
     process_data.apply(args=(ProcessDataInput(value=1, label="a").model_dump(),), task_id="t-1")
     (record,) = [r for r in caplog.records if getattr(r, "task_id", None) == "t-1"]
     assert record.task_name == process_data.name  # type: ignore[attr-defined]

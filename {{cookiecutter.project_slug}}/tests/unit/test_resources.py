@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from {{ cookiecutter.package_name }}.celery_app import ProjectCelery, current_resources
-from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.celery_app import (
+    ProjectCelery,
+    current_resources,
+)
+from {{ cookiecutter.package_name }}.config import (
+    Settings,
+)
 from {{ cookiecutter.package_name }}.resources import (
     DirectoryLedger,
     LoggingGateway,

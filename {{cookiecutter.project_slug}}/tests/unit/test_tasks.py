@@ -8,10 +8,21 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
 
-from {{ cookiecutter.package_name }}.celery_app import ProjectCelery, current_resources
-from {{ cookiecutter.package_name }}.resources import TransientError
-from {{ cookiecutter.package_name }}.tasks import media
-from {{ cookiecutter.package_name }}.tasks.billing import CreditRequest, CreditResult, apply_credit
+from {{ cookiecutter.package_name }}.celery_app import (
+    ProjectCelery,
+    current_resources,
+)
+from {{ cookiecutter.package_name }}.resources import (
+    TransientError,
+)
+from {{ cookiecutter.package_name }}.tasks import (
+    media,
+)
+from {{ cookiecutter.package_name }}.tasks.billing import (
+    CreditRequest,
+    CreditResult,
+    apply_credit,
+)
 from {{ cookiecutter.package_name }}.tasks.data import (
     BatchSummary,
     ProcessDataInput,
@@ -20,7 +31,10 @@ from {{ cookiecutter.package_name }}.tasks.data import (
     process_data,
     summarize_batch,
 )
-from {{ cookiecutter.package_name }}.tasks.media import ThumbnailRequest, render_thumbnail
+from {{ cookiecutter.package_name }}.tasks.media import (
+    ThumbnailRequest,
+    render_thumbnail,
+)
 from {{ cookiecutter.package_name }}.tasks.notifications import (
     Delivery,
     Notification,

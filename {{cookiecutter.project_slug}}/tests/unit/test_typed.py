@@ -5,9 +5,20 @@ from __future__ import annotations
 import pytest
 from celery.result import AsyncResult
 
-from {{ cookiecutter.package_name }}.celery_app import ProjectCelery
-from {{ cookiecutter.package_name }}.tasks.data import ProcessDataInput, ProcessDataOutput, process_data
-from {{ cookiecutter.package_name }}.tasks.typed import ModelResult, TaskModel, models_of, typed_tasks
+from {{ cookiecutter.package_name }}.celery_app import (
+    ProjectCelery,
+)
+from {{ cookiecutter.package_name }}.tasks.data import (
+    ProcessDataInput,
+    ProcessDataOutput,
+    process_data,
+)
+from {{ cookiecutter.package_name }}.tasks.typed import (
+    ModelResult,
+    TaskModel,
+    models_of,
+    typed_tasks,
+)
 
 
 class Other(TaskModel):
