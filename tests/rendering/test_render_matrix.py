@@ -8,7 +8,8 @@ import tomllib
 
 from ..conftest import Project
 
-JINJA = re.compile(r"{{|}}|{%|%}|{#|#}")
+# A variable or a tag left behind; plain "{{" or "}}" also occur in Python code.
+JINJA = re.compile(r"\{\{-?\s*cookiecutter|\{%-?\s|\s-?%\}|\{#-?\s")
 # GitHub Actions expressions are ${{ ... }}: they must survive rendering untouched.
 ACTIONS_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 
