@@ -1,0 +1,32 @@
+"""The README documents every setting, so the table cannot drift from the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from {{ cookiecutter.package_name }}.config import (
+    explain,
+    load_settings,
+)
+from {{ cookiecutter.package_name }}.config.settings import (
+    ENV_PREFIX,
+)
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def environment_variable(key: str) -> str:
+    """The variable that sets a dotted settings key."""
+    return ENV_PREFIX + key.replace(".", "__").upper()
+
+
+def test_every_setting_and_its_variable_is_documented() -> None:
+    text = README.read_text()
+    keys = [row.key for row in explain(load_settings("local", env_file=None))]
+    missing = [
+        key
+        for key in keys
+        if key != "profile"
+        and (f"`{key}`" not in text or f"`{environment_variable(key)}`" not in text)
+    ]
+    assert missing == []
