@@ -97,7 +97,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_enable_soft_shutdown_on_idle": True,
         "worker_hijack_root_logger": False,
         "task_default_queue": DEFAULT_QUEUE,
-        "task_queues": [Queue(DEFAULT_QUEUE), Queue(CPU_QUEUE)],
+        # One routing key per queue: queues sharing a binding would each get a copy.
+        "task_queues": [Queue(name, routing_key=name) for name in (DEFAULT_QUEUE, CPU_QUEUE)],
         "task_create_missing_queues": False,
         "task_routes": {f"{PACKAGE}.tasks.media.*": {"queue": CPU_QUEUE}},
     }

@@ -68,6 +68,12 @@ def test_credentials_are_inserted_and_quoted(local_settings: Settings) -> None:
 def test_cpu_tasks_are_routed_to_the_cpu_queue(local_app: ProjectCelery) -> None:
     route = local_app.amqp.router.route({}, render_thumbnail.name)
     assert route["queue"].name == CPU_QUEUE
+    assert route["queue"].routing_key == CPU_QUEUE
+
+
+def test_each_queue_has_its_own_binding(local_app: ProjectCelery) -> None:
+    queues = local_app.amqp.queues.values()
+    assert sorted(queue.routing_key for queue in queues) == ["cpu", "default"]
 
 
 def test_visibility_timeout_must_exceed_hard_limits(local_settings: Settings) -> None:
