@@ -19,6 +19,8 @@ class Project:
 
     path: Path
     combination: Combination
+    # The files as rendered, before any check installs or runs tools in the folder.
+    rendered_files: tuple[Path, ...]
 
     @property
     def package(self) -> str:
@@ -70,7 +72,9 @@ MATRIX = [
 def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A freshly rendered project, not yet installed."""
     combination: Combination = request.param
-    return Project(render(combination, tmp_path_factory.mktemp(combination.id)), combination)
+    path = render(combination, tmp_path_factory.mktemp(combination.id))
+    files = tuple(sorted(p.relative_to(path) for p in path.rglob("*") if p.is_file()))
+    return Project(path, combination, files)
 
 
 @pytest.fixture(scope="session")

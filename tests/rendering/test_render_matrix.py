@@ -14,16 +14,11 @@ JINJA = re.compile(r"\{\{-?\s*cookiecutter|\{%-?\s|\s-?%\}|\{#-?\s")
 ACTIONS_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 
 
-GENERATED_DIRS = {".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", "__pycache__"}
-
-
 def test_no_unrendered_jinja(rendered: Project) -> None:
     leftovers = []
-    for path in rendered.path.rglob("*"):
-        # Other checks may already have installed and run tools in this project.
-        if path.is_file() and not GENERATED_DIRS.intersection(path.parts):
-            text = ACTIONS_EXPRESSION.sub("", path.read_text())
-            leftovers += [f"{path.relative_to(rendered.path)}: {m}" for m in JINJA.findall(text)]
+    for relative in rendered.rendered_files:
+        text = ACTIONS_EXPRESSION.sub("", (rendered.path / relative).read_text())
+        leftovers += [f"{relative}: {match}" for match in JINJA.findall(text)]
     assert leftovers == []
 
 
