@@ -35,7 +35,8 @@ def require_services(app: ProjectCelery) -> None:
     try:
         with app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=3)
-        redis.Redis.from_url(settings.results.url, socket_timeout=3).ping()
+        with redis.Redis.from_url(settings.results.url, socket_timeout=3) as client:
+            client.ping()
     except Exception as error:  # any connection failure means the same thing here
         reason = f"test-profile services unreachable ({settings.broker.url}): {error}"
         if os.environ.get("CI", "").lower() == "true":

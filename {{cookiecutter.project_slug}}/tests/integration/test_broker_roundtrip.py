@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 
 import pytest
@@ -45,12 +47,24 @@ def test_process_data_round_trip(worker_app: ProjectCelery) -> None:
 
 
 def test_invalid_message_from_another_producer_fails_on_the_worker(
-    worker_app: ProjectCelery,
+    worker_app: ProjectCelery, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     result = worker_app.send_task(process_data.name, args=[{"value": "x", "label": 1}])
     result.get(timeout=TIMEOUT, propagate=False)
     assert result.state == "FAILURE"
     assert "ValidationError" in type(result.result).__name__ + repr(result.result)
+
+    def logged() -> tuple[list[logging.LogRecord], list[logging.LogRecord]]:
+        mine = [r for r in caplog.records if result.id in r.getMessage() + str(vars(r))]
+        return [r for r in mine if r.exc_info], [r for r in mine if hasattr(r, "duration_ms")]
+
+    deadline = time.monotonic() + 5  # the worker logs just after storing the result
+    while not all(logged()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tracebacks, records = logged()
+    assert len(tracebacks) == 1  # Celery's own error log; ours carries the numbers only
+    assert [r.state for r in records] == ["FAILURE"]  # type: ignore[attr-defined]
 
 
 def test_fan_out_and_chord(worker_app: ProjectCelery) -> None:
