@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,9 +65,7 @@ def render(combination: Combination, output_dir: Path) -> Path:
     )
 
 
-MATRIX = [
-    pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(f"broker-{c.broker}")) for c in matrix()
-]
+MATRIX = [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id)) for c in matrix()]
 
 
 @pytest.fixture(scope="session", params=MATRIX)
@@ -75,6 +75,17 @@ def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     path = render(combination, tmp_path_factory.mktemp(combination.id))
     files = tuple(sorted(p.relative_to(path) for p in path.rglob("*") if p.is_file()))
     return Project(path, combination, files)
+
+
+@pytest.fixture
+def broker_lock(rendered: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Hold the broker of this project alone: projects share its queue names, so two
+    test sessions at once would consume each other's tasks."""
+    # The parent of the base temp folder is shared by all xdist workers of this run.
+    path = tmp_path_factory.getbasetemp().parent / f"{rendered.combination.broker}.lock"
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ Redis or RabbitMQ of this machine, and under CI=true fail rather than skip.
 
 from __future__ import annotations
 
+import pytest
+
 from ..conftest import Project
 
 
@@ -25,6 +27,7 @@ def test_mypy_strict(installed: Project) -> None:
     installed.run("uv", "run", "--frozen", "mypy")
 
 
+@pytest.mark.usefixtures("broker_lock")
 def test_pytest_with_integration(installed: Project) -> None:
     result = installed.run("uv", "run", "--frozen", "pytest", "-p", "no:cacheprovider", "-q")
     summary = result.stdout.strip().splitlines()[-1]
