@@ -35,6 +35,26 @@ def test_pytest_with_integration(installed: Project) -> None:
     assert "skipped" not in summary, summary
 
 
+@pytest.mark.usefixtures("broker_lock")
+def test_integration_tests_can_be_selected(installed: Project) -> None:
+    result = installed.run(
+        "uv",
+        "run",
+        "--frozen",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-m",
+        "integration",
+        "--no-cov",
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary
+    assert " deselected" in summary
+    assert "skipped" not in summary, summary
+
+
 def test_console_script_help(installed: Project) -> None:
     result = installed.run("uv", "run", "--frozen", installed.combination.slug, "--help")
     for command in ("worker", "submit", "status", "config"):

@@ -5,11 +5,13 @@ Under ``CI=true`` a missing broker fails the run; elsewhere the tests skip and s
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 
 import pytest
 import redis
+from celery.backends.redis import RedisBackend
 from celery.contrib.testing.worker import start_worker
 
 from {{ cookiecutter.package_name }}.celery_app import (
@@ -71,6 +73,23 @@ def broker_app(
     app.control.purge()
     yield app
     app.control.purge()
+    close_result_subscriptions()
+
+
+def close_result_subscriptions() -> None:
+    """Close the pub/sub connections of Celery's Redis result backends.
+
+    Celery keeps one result backend per thread (the worker's pool threads too) and an
+    AsyncResult unsubscribes when it is garbage-collected, reopening the connection if
+    needed; nothing closes it at exit, so a strict run would end on an unclosed-socket
+    warning. Collect the results now, then close and drop each connection (Celery has
+    no public call for this).
+    """
+    gc.collect()
+    for backend in [obj for obj in gc.get_objects() if isinstance(obj, RedisBackend)]:
+        consumer = backend.result_consumer  # type: ignore[attr-defined]  # not in the stubs
+        consumer.stop()
+        consumer._pubsub = None
 
 
 @pytest.fixture(scope="session")
