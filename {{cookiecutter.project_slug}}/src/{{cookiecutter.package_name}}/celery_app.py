@@ -6,7 +6,6 @@ so tests build an app from test settings and the CLI from the active profile.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -39,6 +38,7 @@ class ProjectCelery(Celery):
 
 def create_app(settings: Settings, provider: ResourceProvider | None = None) -> ProjectCelery:
     """A configured app; ``provider`` lets tests hand tasks fake clients."""
+    _create_local_folders(settings)
     app = ProjectCelery(settings, provider or ResourceProvider(settings))
     app.conf.update(celery_config(settings))
     observability.connect_signals()
@@ -46,7 +46,7 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     # Import the task modules now so per-task limits are known and checked at start-up.
     app.loader.import_default_modules()
     app.finalize()
-    if settings.is_redis_broker:
+    if settings.broker.is_redis:
         _check_visibility_timeout(app)
     return app
 
@@ -114,29 +114,34 @@ def _secret_url(url: str, username: str | None, password: SecretStr | None) -> s
 
 
 def _transport_options(settings: Settings) -> dict[str, Any]:
-    if settings.broker.url.startswith("filesystem://"):
-        folder = _ensure_dir(settings.data_dir / "broker")
-        processed = _ensure_dir(settings.data_dir / "broker-processed")
+    if settings.broker.scheme == "filesystem":
+        folder = str(settings.data_dir / "broker")
         return {
-            "data_folder_in": str(folder),
-            "data_folder_out": str(folder),
-            "processed_folder": str(processed),
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "processed_folder": str(settings.data_dir / "broker-processed"),
             "store_processed": False,
         }
-    if settings.is_redis_broker:
+    if settings.broker.is_redis:
         return {"visibility_timeout": settings.broker.visibility_timeout}
     return {}
 
 
 def _result_backend(settings: Settings) -> str:
     if settings.results.url == "file://":
-        return f"file://{_ensure_dir(settings.data_dir / 'results').resolve()}"
+        return f"file://{(settings.data_dir / 'results').resolve()}"
     return _secret_url(settings.results.url, None, settings.results.password)
 
 
-def _ensure_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _create_local_folders(settings: Settings) -> None:
+    """The embedded broker and file results need their folders before Celery starts."""
+    folders = []
+    if settings.broker.scheme == "filesystem":
+        folders += [settings.data_dir / "broker", settings.data_dir / "broker-processed"]
+    if settings.results.url == "file://":
+        folders.append(settings.data_dir / "results")
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 def _check_visibility_timeout(app: ProjectCelery) -> None:

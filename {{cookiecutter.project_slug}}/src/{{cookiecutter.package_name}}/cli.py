@@ -83,7 +83,7 @@ def worker(
         f"--queues={queues or ','.join(settings.worker.queues)}",
         f"--concurrency={concurrency or settings.worker.concurrency}",
     ]
-    if settings.broker.url.startswith("filesystem://"):
+    if settings.broker.scheme == "filesystem":
         # The filesystem transport has no broadcast: skip the cluster chatter.
         argv += ["--without-mingle", "--without-gossip"]
     celery.worker_main(argv)

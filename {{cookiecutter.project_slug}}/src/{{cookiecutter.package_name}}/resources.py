@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import redis
 
@@ -122,7 +121,7 @@ def build_resources(settings: Settings) -> Resources:
 
 
 def _build_ledger(settings: Settings) -> Ledger:
-    if urlsplit(settings.results.url).scheme not in {"redis", "rediss"}:
+    if not settings.results.is_redis:
         return DirectoryLedger(settings.data_dir / "ledger")
     password = settings.results.password
     client = redis.Redis.from_url(

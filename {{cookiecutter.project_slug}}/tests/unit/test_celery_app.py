@@ -47,7 +47,10 @@ def test_local_profile_uses_folders_under_data_dir(local_settings: Settings) -> 
         str(local_settings.data_dir)
     )
     assert config["result_backend"].startswith("file:///")
-    assert (local_settings.data_dir / "results").is_dir()
+    assert not local_settings.data_dir.exists()  # building the configuration writes nothing
+    create_app(local_settings)
+    for folder in ("broker", "broker-processed", "results"):
+        assert (local_settings.data_dir / folder).is_dir()
 
 
 def test_credentials_are_inserted_and_quoted(local_settings: Settings) -> None:

@@ -17,6 +17,8 @@ from pydantic_settings import (
 ENV_PREFIX = "{{ cookiecutter.__env_prefix }}"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 DEFAULT_CREDENTIALS = frozenset({"guest"})
+REDIS_SCHEMES = frozenset({"redis", "rediss"})
+DEVELOPMENT_SCHEMES = frozenset({"filesystem", "file", "memory"})
 
 Seconds = Annotated[float, Field(gt=0)]
 
@@ -35,23 +37,38 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BrokerSettings(Section):
+class ServiceSettings(Section):
+    """A service reached by URL; its password is kept out of the URL."""
+
+    url: str
+    password: SecretStr | None = None
+
+    @property
+    def scheme(self) -> str:
+        """The URL scheme, e.g. ``redis`` or ``filesystem``."""
+        return urlsplit(self.url).scheme
+
+    @property
+    def is_redis(self) -> bool:
+        """Whether the service speaks the Redis protocol."""
+        return self.scheme in REDIS_SCHEMES
+
+
+class BrokerSettings(ServiceSettings):
     """Where tasks are queued."""
 
     url: str = "{{ cookiecutter.__broker_url }}"
     username: str | None = None
-    password: SecretStr | None = None
     # Redis only: an unacknowledged task is redelivered after this long, so it must
     # outlast the longest hard time limit or long tasks run twice.
     visibility_timeout: Seconds = 3600
     connection_timeout: Seconds = 5
 
 
-class ResultSettings(Section):
+class ResultSettings(ServiceSettings):
     """Where task results are stored, and for how long."""
 
     url: str = "redis://127.0.0.1:6379/1"
-    password: SecretStr | None = None
     expires: Seconds = 86400
 
 
@@ -133,32 +150,28 @@ class Settings(BaseSettings):
                 )
         return self
 
-    @property
-    def is_redis_broker(self) -> bool:
-        """Whether the broker speaks the Redis protocol."""
-        return urlsplit(self.broker.url).scheme in {"redis", "rediss"}
-
 
 def production_problems(settings: Settings) -> list[str]:
     """Every reason these settings are unsafe for production, all at once."""
     problems: list[str] = []
-    for name, url, password in (
-        ("broker", settings.broker.url, settings.broker.password),
-        ("results", settings.results.url, settings.results.password),
-    ):
-        parts = urlsplit(url)
+    services: tuple[tuple[str, ServiceSettings], ...] = (
+        ("broker", settings.broker),
+        ("results", settings.results),
+    )
+    for name, service in services:
+        parts = urlsplit(service.url)
         variable = f"{ENV_PREFIX}{name.upper()}__"
-        if parts.scheme in {"filesystem", "file", "memory"}:
-            problems.append(f"{name}.url uses the development transport {parts.scheme}://")
+        if service.scheme in DEVELOPMENT_SCHEMES:
+            problems.append(f"{name}.url uses the development transport {service.scheme}://")
         if parts.hostname in LOCAL_HOSTS:
             problems.append(
                 f"{name}.url points at {parts.hostname}; set {variable}URL to the real host"
             )
         if parts.password is not None:
             problems.append(f"{name}.url embeds a password; move it to {variable}PASSWORD")
-        if password is None:
+        if service.password is None:
             problems.append(f"{name}.password is missing; set {variable}PASSWORD")
-        elif password.get_secret_value() in DEFAULT_CREDENTIALS:
+        elif service.password.get_secret_value() in DEFAULT_CREDENTIALS:
             problems.append(f"{name}.password is a well-known default")
     if settings.broker.username in DEFAULT_CREDENTIALS:
         problems.append("broker.username is the default 'guest' account")

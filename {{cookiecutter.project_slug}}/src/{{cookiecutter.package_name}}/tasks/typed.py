@@ -147,5 +147,4 @@ def short_name(task: Task[Any, Any]) -> str:
 
 def typed_tasks(app: Celery) -> dict[str, TypedTask[Any, Any]]:
     """Every typed task the app knows, by short name (the registry the CLI uses)."""
-    app.loader.import_default_modules()
     return {short_name(task): task for task in app.tasks.values() if isinstance(task, TypedTask)}
