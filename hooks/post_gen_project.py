@@ -18,7 +18,12 @@ def paths_to_remove(answers: dict[str, Any]) -> list[Path]:
     package = Path("src") / answers["package_name"]
     removed: list[Path] = []
     if not answers["include_api"]:
-        removed += [package / "api", Path("tests/unit/test_api.py")]
+        removed += [
+            package / "api",
+            Path("tests/unit/test_api.py"),
+            Path("tests/property/test_api_schema.py"),
+            Path("tests/integration/test_api_roundtrip.py"),
+        ]
     return removed
 
 

@@ -15,14 +15,17 @@ def test_api_files_are_listed_only_when_the_api_is_off() -> None:
     assert post_gen.paths_to_remove({**ANSWERS, "include_api": False}) == [
         Path("src/acme_jobs/api"),
         Path("tests/unit/test_api.py"),
+        Path("tests/property/test_api_schema.py"),
+        Path("tests/integration/test_api_roundtrip.py"),
     ]
 
 
 def test_remove_paths_deletes_files_and_folders(tmp_path: Path) -> None:
     (tmp_path / "src/acme_jobs/api").mkdir(parents=True)
     (tmp_path / "src/acme_jobs/api/app.py").write_text("")
-    (tmp_path / "tests/unit").mkdir(parents=True)
-    (tmp_path / "tests/unit/test_api.py").write_text("")
+    for test_file in post_gen.paths_to_remove({**ANSWERS, "include_api": False})[1:]:
+        (tmp_path / test_file).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / test_file).write_text("")
     post_gen.remove_paths(tmp_path, post_gen.paths_to_remove({**ANSWERS, "include_api": False}))
     assert not (tmp_path / "src/acme_jobs/api").exists()
     assert not (tmp_path / "tests/unit/test_api.py").exists()

@@ -37,6 +37,8 @@ def test_api_files_follow_the_option(rendered: Project) -> None:
     api_paths = [
         rendered.path / "src" / rendered.package / "api",
         rendered.path / "tests" / "unit" / "test_api.py",
+        rendered.path / "tests" / "property" / "test_api_schema.py",
+        rendered.path / "tests" / "integration" / "test_api_roundtrip.py",
     ]
     dependencies = " ".join(
         tomllib.loads((rendered.path / "pyproject.toml").read_text())["project"]["dependencies"]

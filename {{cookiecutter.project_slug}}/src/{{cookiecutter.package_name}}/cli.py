@@ -1,4 +1,4 @@
-"""Command line: run a worker, submit typed tasks, check results, show configuration."""
+"""Command line: run the services, submit typed tasks, check results, show configuration."""
 
 from __future__ import annotations
 
@@ -156,7 +156,23 @@ def tasks(profile: ProfileOption = None) -> None:
     for name, typed in sorted(typed_tasks(app_for(profile)).items()):
         schema = json.dumps(typed.input_model.model_json_schema())
         typer.echo(f"{name}  {schema}")
+{% if cookiecutter.include_api %}
 
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Interface; defaults to api.host.")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port; defaults to api.port.")
+    ] = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Serve the HTTP API with uvicorn for the active profile."""
+    from .api.app import serve  # here, so the other commands never import FastAPI
+
+    settings = settings_for(profile)
+    configure_logging(settings.log)
+    serve(settings, host=host or settings.api.host, port=port or settings.api.port)
+{% endif %}
 
 def main() -> None:
     """Console-script entry point."""

@@ -120,16 +120,22 @@ def build_resources(settings: Settings) -> Resources:
     return Resources(settings=settings, ledger=_build_ledger(settings), gateway=LoggingGateway())
 
 
+def results_redis(settings: Settings, timeout: float | None = None) -> redis.Redis:
+    """A client for the Redis that stores results (and the ledger)."""
+    password = settings.results.password
+    return redis.Redis.from_url(
+        settings.results.url,
+        password=password.get_secret_value() if password else None,
+        socket_timeout=timeout or settings.broker.connection_timeout,
+    )
+
+
 def _build_ledger(settings: Settings) -> Ledger:
     if not settings.results.is_redis:
         return DirectoryLedger(settings.data_dir / "ledger")
-    password = settings.results.password
-    client = redis.Redis.from_url(
-        settings.results.url,
-        password=password.get_secret_value() if password else None,
-        socket_timeout=settings.broker.connection_timeout,
+    return RedisLedger(
+        results_redis(settings), namespace=f"{__package__}:ledger", key_ttl=7 * 86400
     )
-    return RedisLedger(client, namespace=f"{__package__}:ledger", key_ttl=7 * 86400)
 
 
 class ResourceProvider:

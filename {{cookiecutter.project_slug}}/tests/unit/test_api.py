@@ -1,19 +1,302 @@
-"""The HTTP front door."""
+"""The HTTP front door on the embedded broker: no server needed."""
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+import json
+import os
+from pathlib import Path
 
+import pytest
+import uvicorn
+from celery.app.task import Context
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from typer.testing import CliRunner
+from uvicorn.importer import import_from_string as import_string
+
+from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.api import (
     create_api,
 )
+from {{ cookiecutter.package_name }}.api.app import (
+    serve,
+)
+from {{ cookiecutter.package_name }}.celery_app import (
+    ProjectCelery,
+    create_app,
+)
 from {{ cookiecutter.package_name }}.config import (
+    ConfigError,
+    Profile,
     Settings,
+    load_settings,
+)
+from {{ cookiecutter.package_name }}.config.settings import (
+    ENV_PREFIX,
+    BrokerSettings,
+    ResultSettings,
+)
+from {{ cookiecutter.package_name }}.tasks.data import (
+    process_data,
+)
+from {{ cookiecutter.package_name }}.tasks.typed import (
+    typed_tasks,
 )
 
+VALID = {"value": 1, "label": "a"}
 
-def test_healthz_answers_without_the_broker(local_settings: Settings) -> None:
-    client = TestClient(create_api(local_settings))
-    response = client.get("/healthz")
+
+def client_for(app: ProjectCelery, **api_changes: object) -> TestClient:
+    """A test client for the API over this Celery app, with API settings changed."""
+    settings = app.settings.model_copy(
+        update={"api": app.settings.api.model_copy(update=api_changes)}
+    )
+    return TestClient(create_api(settings, app))
+
+
+@pytest.fixture
+def client(local_app: ProjectCelery) -> TestClient:
+    """The API with default settings."""
+    return client_for(local_app)
+
+
+def queued(app: ProjectCelery) -> list[Path]:
+    """Messages waiting in the embedded broker."""
+    return sorted((app.settings.data_dir / "broker").glob("*.msg"))
+
+
+def test_healthz_needs_no_io(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_checks_broker_and_results(client: TestClient) -> None:
+    response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ready", "checks": {"broker": "ok", "results": "ok"}}
+
+
+def test_readyz_names_what_is_down(local_app: ProjectCelery) -> None:
+    (local_app.settings.data_dir / "results").rmdir()
+    response = client_for(local_app).get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"broker": "ok", "results": "down: FileNotFoundError"}
+
+
+def test_submit_queues_the_task(local_app: ProjectCelery, client: TestClient) -> None:
+    response = client.post("/tasks/process_data", json=VALID)
+    assert response.status_code == 202
+    body = response.json()
+    assert response.headers["location"] == body["status_url"]
+    assert body["status_url"].endswith(f"/tasks/{body['task_id']}")
+    assert len(queued(local_app)) == 1
+
+
+def test_invalid_body_is_422_with_field_errors_and_queues_nothing(
+    local_app: ProjectCelery, client: TestClient
+) -> None:
+    response = client.post("/tasks/process_data", json={"value": "x", "label": "a"})
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["detail"]] == [["body", "value"]]
+    assert queued(local_app) == []
+
+
+def test_unknown_task_is_404(client: TestClient) -> None:
+    response = client.post("/tasks/nope", json=VALID)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "unknown task 'nope'"}
+
+
+def test_status_of_a_success_is_the_typed_result(
+    local_app: ProjectCelery, client: TestClient
+) -> None:
+    task_id = client.post("/tasks/process_data", json=VALID).json()["task_id"]
+    # result_extended stores the task name with the result; the API types it by that name.
+    request = Context(task=process_data.name, args=(), kwargs={}, delivery_info={})
+    local_app.backend.store_result(
+        task_id, {"message": "Processed: 1 - a"}, "SUCCESS", request=request
+    )
+    assert client.get(f"/tasks/{task_id}").json() == {
+        "task_id": task_id,
+        "state": "SUCCESS",
+        "result": {"message": "Processed: 1 - a"},
+        "error": None,
+    }
+
+
+def test_status_of_a_failure_hides_the_traceback_in_production(
+    local_app: ProjectCelery,
+) -> None:
+    task_id = "6f1c2a9e-0000-4000-8000-000000000001"
+    try:
+        raise ValueError("boom")
+    except ValueError as error:
+        local_app.backend.mark_as_failure(task_id, error, traceback="Traceback: secret")
+    local = client_for(local_app).get(f"/tasks/{task_id}").json()
+    production_settings = local_app.settings.model_copy(update={"profile": Profile.PRODUCTION})
+    production = TestClient(create_api(production_settings, local_app)).get(f"/tasks/{task_id}")
+    assert local["error"] == {
+        "type": "ValueError",
+        "message": "boom",
+        "traceback": "Traceback: secret",
+    }
+    assert production.json()["error"] == {
+        "type": "ValueError",
+        "message": "boom",
+        "traceback": None,
+    }
+
+
+def test_status_of_an_unknown_id_is_pending(client: TestClient) -> None:
+    response = client.get("/tasks/6f1c2a9e-0000-4000-8000-00000000ffff")
+    assert response.json()["state"] == "PENDING"
+
+
+def test_status_of_an_invalid_id_is_422(client: TestClient) -> None:
+    assert client.get("/tasks/not-a-task-id").status_code == 422
+
+
+def test_api_key_is_required_when_configured(local_app: ProjectCelery) -> None:
+    client = client_for(local_app, api_key=SecretStr("s3cret"))
+    assert client.post("/tasks/process_data", json=VALID).status_code == 401
+    wrong = client.post("/tasks/process_data", json=VALID, headers={"X-API-Key": "guess"})
+    right = client.post("/tasks/process_data", json=VALID, headers={"X-API-Key": "s3cret"})
+    assert wrong.status_code == 401
+    assert right.status_code == 202
+    assert client.get("/healthz").status_code == 200
+
+
+def test_body_size_is_limited(local_app: ProjectCelery) -> None:
+    client = client_for(local_app, max_body_bytes=1024)
+    big = {"value": 1, "label": "x" * 2000}
+    assert client.post("/tasks/process_data", json=big).status_code == 413
+    assert queued(local_app) == []
+
+
+def test_streamed_body_is_limited_too(local_app: ProjectCelery) -> None:
+    client = client_for(local_app, max_body_bytes=1024)
+    chunks = iter([b'{"value": 1, "label": "', b"x" * 2000, b'"}'])
+    response = client.post(
+        "/tasks/process_data", content=chunks, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+def test_cors_is_off_by_default_and_configurable(local_app: ProjectCelery) -> None:
+    origin = {"Origin": "https://shop.example"}
+    assert (
+        "access-control-allow-origin"
+        not in client_for(local_app).get("/healthz", headers=origin).headers
+    )
+    allowed = client_for(local_app, cors_origins=("https://shop.example",))
+    assert allowed.get("/healthz", headers=origin).headers["access-control-allow-origin"] == (
+        "https://shop.example"
+    )
+
+
+def test_openapi_has_one_operation_per_typed_task(
+    local_app: ProjectCelery, client: TestClient
+) -> None:
+    schema = client.get("/openapi.json").json()
+    tasks = typed_tasks(local_app)
+    submit_paths = {path for path, item in schema["paths"].items() if "post" in item}
+    assert submit_paths == {f"/tasks/{name}" for name in tasks}
+    operation = schema["paths"]["/tasks/process_data"]["post"]
+    body_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body_ref.endswith("/ProcessDataInput")
+    assert operation["x-result-schema"]["title"] == "ProcessDataOutput"
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        pytest.param(b"", "application/json", id="empty"),
+        pytest.param(b"{", "application/json", id="truncated"),
+        pytest.param(b"\xff\xfe", "application/json", id="not-utf8"),
+        pytest.param(b'{"value": 1, "label": "a"}', "text/plain", id="wrong-type"),
+        pytest.param(b"[" * 5000 + b"]" * 5000, "application/json", id="deep"),
+        pytest.param(
+            json.dumps({"value": 10**30, "label": "a"}).encode(), "application/json", id="huge"
+        ),
+        pytest.param(
+            b'{"value": ' + b"9" * 5000 + b', "label": "a"}',
+            "application/json",
+            id="too-many-digits",
+        ),
+        pytest.param(
+            '{"value": 1, "label": "\u00e9\u2603\U0001f600"}'.encode(),
+            "application/json",
+            id="unicode",
+        ),
+        pytest.param(b'{"value": 1, "label": "a", "extra": 1}', "application/json", id="extra"),
+    ],
+)
+def test_odd_bodies_never_cause_a_server_error(
+    client: TestClient, content: bytes, content_type: str
+) -> None:
+    response = client.post(
+        "/tasks/process_data", content=content, headers={"content-type": content_type}
+    )
+    assert response.status_code < 500, response.text
+
+
+def test_production_refuses_to_start_without_an_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"{ENV_PREFIX}BROKER__PASSWORD", "broker-secret")
+    monkeypatch.setenv(f"{ENV_PREFIX}RESULTS__PASSWORD", "results-secret")
+    with pytest.raises(ConfigError, match=r"api\.api_key is missing"):
+        load_settings("production", env_file=None)
+
+
+def test_an_unreachable_broker_is_503_not_500(local_settings: Settings) -> None:
+    down = BrokerSettings(url="redis://127.0.0.1:1/0", connection_timeout=0.2)
+    unreachable = local_settings.model_copy(update={"broker": down})
+    app = create_app(unreachable)
+    app.conf.task_publish_retry = False  # fail at once instead of retrying the publish
+    client = TestClient(create_api(unreachable, app))
+    response = client.post("/tasks/process_data", json=VALID)
+    assert response.status_code == 503
+    assert response.json() == {"detail": "broker or result backend unavailable"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"broker": "down: OperationalError", "results": "ok"}
+
+
+def test_an_unreachable_result_store_makes_readyz_503(local_settings: Settings) -> None:
+    down = ResultSettings(url="redis://127.0.0.1:1/1")
+    unreachable = local_settings.model_copy(update={"results": down})
+    ready = TestClient(create_api(unreachable)).get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"broker": "ok", "results": "down: ConnectionError"}
+
+
+def test_invalid_content_length_is_400(client: TestClient) -> None:
+    response = client.post(
+        "/tasks/process_data",
+        content=b"{}",
+        headers={"content-type": "application/json", "content-length": "abc"},
+    )
+    assert response.status_code == 400
+
+
+def test_serve_runs_uvicorn_with_the_profile(
+    local_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, dict[str, object]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda target, **options: calls.append((target, options)))
+    serve(local_settings, host="127.0.0.1", port=8123)
+    ((target, options),) = calls
+    assert options["factory"] is True
+    assert (options["host"], options["port"], options["workers"]) == ("127.0.0.1", 8123, 1)
+    assert os.environ["APP_ENV"] == "local"
+    assert isinstance(import_string(target)(), FastAPI)
+
+
+def test_cli_api_command_passes_flags_over_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        "{{ cookiecutter.package_name }}.api.app.serve",
+        lambda settings, host, port: served.append((host, port)),
+    )
+    result = CliRunner().invoke(cli.app, ["api", "--port", "9000"])
+    assert result.exit_code == 0, result.output
+    assert served == [("127.0.0.1", 9000)]

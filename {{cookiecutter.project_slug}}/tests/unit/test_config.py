@@ -121,6 +121,9 @@ def test_production_starts_with_real_values(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(f"{ENV_PREFIX}BROKER__USERNAME", "app")
     monkeypatch.setenv(f"{ENV_PREFIX}BROKER__PASSWORD", "broker-secret")
     monkeypatch.setenv(f"{ENV_PREFIX}RESULTS__PASSWORD", "results-secret")
+{%- if cookiecutter.include_api %}
+    monkeypatch.setenv(f"{ENV_PREFIX}API__API_KEY", "api-secret")
+{%- endif %}
     settings = load_settings("production", env_file=None)
     found = sources(settings)
     assert found["broker.password"] == ("**********", "environment")

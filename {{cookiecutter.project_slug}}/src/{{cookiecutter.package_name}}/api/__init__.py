@@ -1,4 +1,4 @@
-"""HTTP front door: enqueue typed tasks and read their results."""
+"""HTTP front door: enqueue typed tasks, track them, check health."""
 
 from .app import create_api
 

@@ -2,20 +2,54 @@
 
 from __future__ import annotations
 
+import os
+
+import uvicorn
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from .. import __version__
-from ..config import Settings
+from ..celery_app import ProjectCelery, create_app
+from ..config import PROFILE_VARIABLE, Settings, load_settings
+from ..tasks.typed import typed_tasks
+from .limits import BodySizeLimit
+from .routes import health
+from .routes.tasks import task_router
 
 
-def create_api(settings: Settings) -> FastAPI:
-    """An API for the given settings."""
+def create_api(settings: Settings, celery: ProjectCelery | None = None) -> FastAPI:
+    """An API for the given settings; ``celery`` lets tests share an app with a worker."""
+    celery = celery or create_app(settings)
     api = FastAPI(title="{{ cookiecutter.project_name }}", version=__version__)
     api.state.settings = settings
-
-    @api.get("/healthz")
-    def healthz() -> dict[str, str]:
-        """Liveness: answers without touching the broker."""
-        return {"status": "ok"}
-
+    api.state.celery = celery
+    api.include_router(health.router)
+    api.include_router(task_router(typed_tasks(celery), settings.api.api_key))
+    if settings.api.cors_origins:
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.api.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key"],
+        )
+    api.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     return api
+
+
+def api_from_environment() -> FastAPI:
+    """Factory for uvicorn workers: settings of the profile named by APP_ENV."""
+    return create_api(load_settings())
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Run the API under uvicorn until interrupted."""
+    # Each uvicorn worker builds the app itself, from the profile in the environment.
+    os.environ[PROFILE_VARIABLE] = settings.profile.value
+    uvicorn.run(
+        f"{__name__}:api_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=settings.api.workers,
+        log_config=None,
+    )

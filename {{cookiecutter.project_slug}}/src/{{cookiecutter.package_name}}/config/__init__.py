@@ -4,10 +4,18 @@ Use :func:`load_settings` once at start-up and pass the result on; nothing in th
 package reads the environment on its own.
 """
 
-from .loader import ConfigError, SettingValue, active_profile, explain, load_settings
+from .loader import (
+    PROFILE_VARIABLE,
+    ConfigError,
+    SettingValue,
+    active_profile,
+    explain,
+    load_settings,
+)
 from .settings import Profile, Settings
 
 __all__ = [
+    "PROFILE_VARIABLE",
     "ConfigError",
     "Profile",
     "SettingValue",

@@ -105,7 +105,20 @@ class LogSettings(Section):
 
     level: str = "INFO"
     json_format: bool = False
+{% if cookiecutter.include_api %}
 
+class ApiSettings(Section):
+    """The HTTP front door."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    workers: Annotated[int, Field(ge=1)] = 1
+    # Sent by clients in the X-API-Key header; required by the production profile.
+    api_key: SecretStr | None = None
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    cors_origins: tuple[str, ...] = ()
+    readiness_timeout: Seconds = 2
+{% endif %}
 
 class Settings(BaseSettings):
     """The whole configuration of the project, validated once at start-up."""
@@ -126,6 +139,9 @@ class Settings(BaseSettings):
     tasks: TaskSettings = TaskSettings()
     worker: WorkerSettings = WorkerSettings()
     log: LogSettings = LogSettings()
+{%- if cookiecutter.include_api %}
+    api: ApiSettings = ApiSettings()
+{%- endif %}
 
     @classmethod
     def settings_customise_sources(
@@ -175,4 +191,8 @@ def production_problems(settings: Settings) -> list[str]:
             problems.append(f"{name}.password is a well-known default")
     if settings.broker.username in DEFAULT_CREDENTIALS:
         problems.append("broker.username is the default 'guest' account")
+{%- if cookiecutter.include_api %}
+    if settings.api.api_key is None:
+        problems.append(f"api.api_key is missing; set {ENV_PREFIX}API__API_KEY")
+{%- endif %}
     return problems
