@@ -72,8 +72,17 @@ def free_port() -> int:
 
 def start_api(port: int) -> subprocess.Popen[bytes]:
     """The API in its own process (one uvicorn worker), ready to answer."""
-    command = [sys.executable, "-m", "uvicorn", "--factory", "--port", str(port), "--log-level",
-               "warning", "{{ cookiecutter.package_name }}.api.app:api_from_environment"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "{{ cookiecutter.package_name }}.api.app:api_from_environment",
+    ]
     server = subprocess.Popen(command, env={**os.environ, "APP_ENV": "test"})  # noqa: S603
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
 from .. import __version__
 from ..celery_app import ProjectCelery, create_app
@@ -33,7 +35,23 @@ def create_api(settings: Settings, celery: ProjectCelery | None = None) -> FastA
             allow_headers=["Content-Type", "X-API-Key"],
         )
     api.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    api.exception_handler(RequestValidationError)(validation_error_response)
     return api
+
+
+async def validation_error_response(
+    request: Request, error: RequestValidationError
+) -> JSONResponse:
+    """422 naming each field's location, message and type.
+
+    Unlike FastAPI's default, the offending input is not echoed back: it may be huge,
+    nested deep enough to exhaust the JSON encoder's recursion, or secret.
+    """
+    detail = [
+        {"loc": list(item["loc"]), "msg": item["msg"], "type": item["type"]}
+        for item in error.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def api_from_environment() -> FastAPI:
