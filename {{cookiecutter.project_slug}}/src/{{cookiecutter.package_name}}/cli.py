@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from .celery_app import ProjectCelery, create_app
 from .config import ConfigError, Settings, explain, load_settings
+from .health import dependency_checks
 from .observability import configure_logging
 from .tasks.typed import TypedTask, typed_tasks
 
@@ -148,6 +149,25 @@ def config(
     width = max(len(row.key) for row in rows)
     for row in rows:
         typer.echo(f"{row.key:<{width}}  {json.dumps(row.value):<40}  {row.source}")
+
+
+@app.command()
+def beat(profile: ProfileOption = None) -> None:
+    """Start the periodic-task scheduler for the active profile (run exactly one)."""
+    celery = app_for(profile)
+    celery.start(["beat", f"--loglevel={celery.settings.log.level}"])
+
+
+@app.command()
+def check(
+    profile: ProfileOption = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each service.")] = 3,
+) -> None:
+    """Exit 0 when the broker and result backend answer, 1 naming what is down."""
+    checks = dependency_checks(app_for(profile), timeout)
+    typer.echo(json.dumps(checks))
+    if any(outcome != "ok" for outcome in checks.values()):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -125,3 +125,23 @@ def test_worker_starts_with_profile_settings(monkeypatch: pytest.MonkeyPatch) ->
             "--without-gossip",
         ]
     ]
+
+
+def test_check_reports_the_embedded_services() -> None:
+    result = invoke("check")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"broker": "ok", "results": "ok"}
+
+
+def test_check_fails_naming_what_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"{ENV_PREFIX}RESULTS__URL", "redis://127.0.0.1:1/1")
+    result = invoke("check", "--timeout", "1")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"broker": "ok", "results": "down: ConnectionError"}
+
+
+def test_beat_starts_the_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(ProjectCelery, "start", lambda self, argv: started.append(argv))
+    assert invoke("beat").exit_code == 0
+    assert started == [["beat", "--loglevel=INFO"]]

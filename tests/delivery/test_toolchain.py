@@ -1,0 +1,60 @@
+"""The generated project's own delivery tooling works: pre-commit offline, tox with
+tox-uv, a wheel that installs and runs, and a container build where an engine exists."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ..conftest import Project, tool_env
+
+
+def test_pre_commit_passes_offline_in_a_fresh_repository(installed: Project) -> None:
+    installed.run("git", "init", "--quiet")
+    installed.run("git", "add", "--all")
+    installed.run("uv", "run", "--frozen", "pre-commit", "run", "--all-files")
+
+
+def test_tox_lint_type_and_the_target_python(installed: Project) -> None:
+    python_env = "py" + installed.combination.python_version.replace(".", "")
+    result = installed.run("uv", "run", "--frozen", "tox", "-e", f"lint,type,{python_env}")
+    assert f"{python_env}: OK" in result.stdout
+
+
+def test_wheel_installs_and_its_console_script_runs(installed: Project, tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    installed.run("uv", "build", "--quiet", "--out-dir", str(dist))
+    (wheel,) = dist.glob("*.whl")
+    assert len(list(dist.glob("*.tar.gz"))) == 1
+    venv = tmp_path / "venv"
+    python = installed.combination.python_version
+    installed.run("uv", "venv", "--quiet", "--python", python, str(venv))
+    installed.run(
+        "uv", "pip", "install", "--quiet", "--python", str(venv / "bin/python"), str(wheel)
+    )
+    script = str(venv / "bin" / installed.combination.slug)
+    outside = subprocess.run(  # run away from the sources, so only the wheel can answer
+        [script, "config", "--json"],
+        cwd=tmp_path,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert outside.returncode == 0, outside.stderr
+    assert '"broker.url"' in outside.stdout
+    assert "worker" in installed.run(script, "--help").stdout
+
+
+def test_docker_build(installed: Project) -> None:
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("docker build not run: no docker client on this machine")
+    engine = subprocess.run([docker, "info"], capture_output=True, text=True, timeout=60)
+    if engine.returncode != 0:
+        reason = (engine.stderr.strip().splitlines() or ["docker info failed"])[-1]
+        pytest.skip(f"docker build not run: no Docker engine answers ({reason})")
+    installed.run(docker, "build", "--tag", f"{installed.combination.slug}:test", ".")

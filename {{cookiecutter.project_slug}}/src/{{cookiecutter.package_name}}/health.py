@@ -1,0 +1,36 @@
+"""Whether the services the app depends on answer: used by the API's /readyz and by
+the ``check`` command (the container healthcheck)."""
+
+from __future__ import annotations
+
+from .celery_app import ProjectCelery
+from .resources import results_redis
+
+
+def dependency_checks(app: ProjectCelery, timeout: float) -> dict[str, str]:
+    """``{"broker": ..., "results": ...}``, each ``ok`` or ``down: <error type>``."""
+    return {"broker": broker_status(app, timeout), "results": results_status(app, timeout)}
+
+
+def broker_status(app: ProjectCelery, timeout: float) -> str:
+    """``ok``, or ``down: <error type>`` when the broker does not answer in time."""
+    try:
+        with app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, timeout=int(timeout) or 1)
+    except Exception as error:  # any failure means down; its type says why
+        return f"down: {type(error).__name__}"
+    return "ok"
+
+
+def results_status(app: ProjectCelery, timeout: float) -> str:
+    """``ok``, or ``down: <error type>`` when the result backend is unreachable."""
+    settings = app.settings
+    try:
+        if settings.results.is_redis:
+            with results_redis(settings, timeout) as client:
+                client.ping()
+        elif not (settings.data_dir / "results").is_dir():
+            raise FileNotFoundError(settings.data_dir / "results")
+    except Exception as error:  # any failure means down; its type says why
+        return f"down: {type(error).__name__}"
+    return "ok"
