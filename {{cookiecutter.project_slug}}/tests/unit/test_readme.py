@@ -1,4 +1,4 @@
-"""The README documents every setting, so the table cannot drift from the model."""
+"""The README and .env.example document every setting, so neither drifts from the model."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from {{ cookiecutter.package_name }}.config.settings import (
     ENV_PREFIX,
 )
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PROJECT = Path(__file__).resolve().parents[2]
+README = PROJECT / "README.md"
 
 
 def environment_variable(key: str) -> str:
@@ -29,4 +30,11 @@ def test_every_setting_and_its_variable_is_documented() -> None:
         if key != "profile"
         and (f"`{key}`" not in text or f"`{environment_variable(key)}`" not in text)
     ]
+    assert missing == []
+
+
+def test_env_example_lists_every_variable() -> None:
+    text = (PROJECT / ".env.example").read_text()
+    keys = [row.key for row in explain(load_settings("local", env_file=None))]
+    missing = [key for key in keys if key != "profile" and environment_variable(key) not in text]
     assert missing == []
