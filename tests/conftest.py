@@ -6,6 +6,7 @@ import fcntl
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,14 +78,21 @@ def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     return Project(path, combination, files)
 
 
+@contextmanager
+def machine_lock(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[None]:
+    """Hold a machine-wide resource alone across all xdist workers of this run."""
+    # The parent of the base temp folder is shared by all xdist workers of this run.
+    path = tmp_path_factory.getbasetemp().parent / f"{name}.lock"
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture
 def broker_lock(rendered: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Hold the broker of this project alone: projects share its queue names, so two
     test sessions at once would consume each other's tasks."""
-    # The parent of the base temp folder is shared by all xdist workers of this run.
-    path = tmp_path_factory.getbasetemp().parent / f"{rendered.combination.broker}.lock"
-    with path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with machine_lock(tmp_path_factory, rendered.combination.broker):
         yield
 
 

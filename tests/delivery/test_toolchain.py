@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import Project, tool_env
+from ..conftest import Project, machine_lock, tool_env
 
 
 def test_pre_commit_passes_offline_in_a_fresh_repository(installed: Project) -> None:
@@ -49,7 +49,8 @@ def test_wheel_installs_and_its_console_script_runs(installed: Project, tmp_path
     assert "worker" in installed.run(script, "--help").stdout
 
 
-def test_docker_build(installed: Project) -> None:
+def docker_engine() -> str:
+    """The docker client path, or skip saying why no build can run here."""
     docker = shutil.which("docker")
     if docker is None:
         pytest.skip("docker build not run: no docker client on this machine")
@@ -57,4 +58,41 @@ def test_docker_build(installed: Project) -> None:
     if engine.returncode != 0:
         reason = (engine.stderr.strip().splitlines() or ["docker info failed"])[-1]
         pytest.skip(f"docker build not run: no Docker engine answers ({reason})")
-    installed.run(docker, "build", "--tag", f"{installed.combination.slug}:test", ".")
+    return docker
+
+
+def test_image_builds_and_compose_runs_a_task(
+    installed: Project, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    docker = docker_engine()
+    slug = installed.combination.slug
+    installed.run(docker, "build", "--tag", f"{slug}:test", ".")
+    shutil.copy(installed.path / ".env.example", installed.path / ".env")
+    compose = [docker, "compose", "--project-name", slug.replace("-", "")]
+    # Every compose project publishes the same host ports: one at a time.
+    with machine_lock(tmp_path_factory, "docker"):
+        compose_smoke_test(installed, compose, slug)
+
+
+def compose_smoke_test(installed: Project, compose: list[str], slug: str) -> None:
+    """Start the stack, submit a task through the worker container, tear down."""
+    try:
+        installed.run(*compose, "up", "--build", "--detach", "--wait")
+        payload = '{"value": 1, "label": "smoke"}'
+        result = installed.run(
+            *compose,
+            "exec",
+            "-T",
+            "worker",
+            slug,
+            "submit",
+            "process_data",
+            "--json",
+            payload,
+            "--wait",
+            "--timeout",
+            "60",
+        )
+        assert '"Processed: 1 - smoke"' in result.stdout
+    finally:
+        installed.run(*compose, "down", "--volumes", check=False)
