@@ -63,7 +63,7 @@ def current_resources() -> Resources:
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings derived from our settings, with the production lessons built in."""
-    return {
+    config: dict[str, Any] = {
         "broker_url": _secret_url(
             settings.broker.url, settings.broker.username, settings.broker.password
         ),
@@ -102,6 +102,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_create_missing_queues": False,
         "task_routes": {f"{PACKAGE}.tasks.media.*": {"queue": CPU_QUEUE}},
     }
+    if settings.broker.uses_tls:
+        config["broker_use_ssl"] = settings.broker.tls_options()
+    if settings.results.uses_tls:
+        config["redis_backend_use_ssl"] = settings.results.tls_options()
+    return config
 
 
 def _secret_url(url: str, username: str | None, password: SecretStr | None) -> str:

@@ -123,10 +123,12 @@ def build_resources(settings: Settings) -> Resources:
 def results_redis(settings: Settings, timeout: float | None = None) -> redis.Redis:
     """A client for the Redis that stores results (and the ledger)."""
     password = settings.results.password
+    tls = settings.results.tls_options() if settings.results.uses_tls else {}
     return redis.Redis.from_url(
         settings.results.url,
         password=password.get_secret_value() if password else None,
         socket_timeout=timeout or settings.broker.connection_timeout,
+        **tls,
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
+
 import pytest
 from pydantic import SecretStr
 
@@ -93,3 +96,22 @@ def test_redis_visibility_timeout_is_passed_to_the_transport(local_settings: Set
     )
     app = create_app(settings)
     assert app.conf.broker_transport_options == {"visibility_timeout": 400}
+
+
+def test_tls_urls_get_certificate_options(local_settings: Settings) -> None:
+    settings = local_settings.model_copy(
+        update={
+            "broker": BrokerSettings(url="amqps://rabbit:5671//", tls_ca_file=Path("/ca.pem")),
+            "results": ResultSettings(url="rediss://cache:6380/1", tls_cert_file=Path("/c.pem")),
+        }
+    )
+    config = celery_config(settings)
+    assert config["broker_use_ssl"] == {"ca_certs": "/ca.pem", "cert_reqs": ssl.CERT_REQUIRED}
+    assert config["redis_backend_use_ssl"] == {
+        "ssl_certfile": "/c.pem",
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+    }
+
+
+def test_plaintext_urls_get_no_tls_options(local_settings: Settings) -> None:
+    assert "broker_use_ssl" not in celery_config(local_settings)

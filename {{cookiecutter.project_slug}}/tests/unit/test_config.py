@@ -113,6 +113,7 @@ def test_production_rejects_localhost_and_default_credentials(
         "broker.password is a well-known default",
         "broker.username is the default 'guest' account",
         "results.url uses the development transport file://",
+        "broker.url is not encrypted; use amqps://",
     ):
         assert expected in message
 
@@ -121,6 +122,8 @@ def test_production_starts_with_real_values(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(f"{ENV_PREFIX}BROKER__USERNAME", "app")
     monkeypatch.setenv(f"{ENV_PREFIX}BROKER__PASSWORD", "broker-secret")
     monkeypatch.setenv(f"{ENV_PREFIX}RESULTS__PASSWORD", "results-secret")
+    monkeypatch.setenv(f"{ENV_PREFIX}BROKER__ALLOW_PLAINTEXT", "true")  # a private network
+    monkeypatch.setenv(f"{ENV_PREFIX}RESULTS__URL", "rediss://cache.internal:6380/1")
 {%- if cookiecutter.include_api %}
     monkeypatch.setenv(f"{ENV_PREFIX}API__API_KEY", "api-secret")
 {%- endif %}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -18,6 +19,8 @@ ENV_PREFIX = "{{ cookiecutter.__env_prefix }}"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 DEFAULT_CREDENTIALS = frozenset({"guest"})
 REDIS_SCHEMES = frozenset({"redis", "rediss"})
+TLS_SCHEMES = frozenset({"rediss", "amqps"})
+PLAINTEXT_SCHEMES = frozenset({"redis", "amqp"})
 DEVELOPMENT_SCHEMES = frozenset({"filesystem", "file", "memory"})
 
 Seconds = Annotated[float, Field(gt=0)]
@@ -42,6 +45,12 @@ class ServiceSettings(Section):
 
     url: str
     password: SecretStr | None = None
+    # TLS is on for rediss:// and amqps:// URLs; these name PEM files when needed.
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # The production profile refuses unencrypted URLs unless the network is private.
+    allow_plaintext: bool = False
 
     @property
     def scheme(self) -> str:
@@ -52,6 +61,23 @@ class ServiceSettings(Section):
     def is_redis(self) -> bool:
         """Whether the service speaks the Redis protocol."""
         return self.scheme in REDIS_SCHEMES
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the URL asks for an encrypted connection."""
+        return self.scheme in TLS_SCHEMES
+
+    def tls_options(self) -> dict[str, Any]:
+        """Certificate options, spelt for redis-py (``ssl_*``) or py-amqp."""
+        prefix = "ssl_" if self.is_redis else ""
+        files = {
+            "ca_certs": self.tls_ca_file,
+            "certfile": self.tls_cert_file,
+            "keyfile": self.tls_key_file,
+        }
+        options: dict[str, Any] = {f"{prefix}{k}": str(v) for k, v in files.items() if v}
+        options[f"{prefix}cert_reqs"] = ssl.CERT_REQUIRED
+        return options
 
 
 class BrokerSettings(ServiceSettings):
@@ -179,6 +205,11 @@ def production_problems(settings: Settings) -> list[str]:
         variable = f"{ENV_PREFIX}{name.upper()}__"
         if service.scheme in DEVELOPMENT_SCHEMES:
             problems.append(f"{name}.url uses the development transport {service.scheme}://")
+        if service.scheme in PLAINTEXT_SCHEMES and not service.allow_plaintext:
+            problems.append(
+                f"{name}.url is not encrypted; use {service.scheme}s:// or, on a private "
+                f"network, set {variable}ALLOW_PLAINTEXT=true"
+            )
         if parts.hostname in LOCAL_HOSTS:
             problems.append(
                 f"{name}.url points at {parts.hostname}; set {variable}URL to the real host"
