@@ -6,21 +6,28 @@ so tests build an app from test settings and the CLI from the active profile.
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
 from typing import Any
 from urllib.parse import quote
 
-from celery import Celery, Task
+from celery import Celery, Task, bootsteps
 from celery._state import get_current_app, get_current_task
-from kombu import Queue
+from celery.worker.consumer import Consumer
+from kombu import Exchange, Queue
 from pydantic import SecretStr
 
 from . import observability
-from .config import Settings
+from .config import ConfigError, Settings
+from .config.settings import TimeLimits
 from .resources import ResourceProvider, Resources
 
 DEFAULT_QUEUE = "default"
 CPU_QUEUE = "cpu"
+# RabbitMQ moves messages a worker rejects (unknown task, malformed, failed for good)
+# here instead of dropping them; nothing consumes it, so they wait for a person.
+DEAD_LETTER_QUEUE = "dead_letter"
 PACKAGE = __name__.rpartition(".")[0]
+CPU_TASKS = f"{PACKAGE}.tasks.media.*"
 # One module per domain; the worker imports each so its tasks are registered.
 TASK_MODULES = tuple(
     f"{PACKAGE}.tasks.{domain}" for domain in ("billing", "data", "media", "notifications")
@@ -41,8 +48,14 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     _create_local_folders(settings)
     app = ProjectCelery(settings, provider or ResourceProvider(settings))
     app.conf.update(celery_config(settings))
+    if settings.broker.scheme in AMQP_SCHEMES:
+        app.steps["consumer"].add(DeclareDeadLetterQueue)
     observability.connect_signals()
+    # Current in this thread and the default in every other: a task proxy such as
+    # ``process_data.delay`` called from a thread would otherwise publish through
+    # Celery's fallback app, to amqp://localhost.
     app.set_current()
+    app.set_default()
     # Import the task modules now so per-task limits are known and checked at start-up.
     app.loader.import_default_modules()
     app.finalize()
@@ -70,6 +83,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": _transport_options(settings),
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": settings.broker.connection_timeout,
+        # Retry a publish for about 10 s (a broker restart), then raise to the caller.
+        "task_publish_retry_policy": {
+            "max_retries": 12,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
         "result_backend": _result_backend(settings),
         "result_expires": settings.results.expires,
         "result_extended": True,
@@ -84,11 +104,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # At-least-once delivery: ack after the task ran, redeliver if the worker died.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
+        # A task that failed for good is rejected, so RabbitMQ dead-letters its message;
+        # one killed by its time limit is acked, as running it again would hang again.
+        "task_acks_on_failure": False,
+        "task_acks_on_timeout": True,
         "worker_prefetch_multiplier": 1,
         # A lost connection means the broker will redeliver: stop the local copy.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "task_soft_time_limit": settings.tasks.soft_time_limit,
         "task_time_limit": settings.tasks.time_limit,
+        "task_annotations": [CpuTaskLimits(settings.tasks.cpu)],
         "task_track_started": True,
         "worker_max_tasks_per_child": settings.worker.max_tasks_per_child,
         "worker_max_memory_per_child": settings.worker.max_memory_per_child,
@@ -97,16 +122,65 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_enable_soft_shutdown_on_idle": True,
         "worker_hijack_root_logger": False,
         "task_default_queue": DEFAULT_QUEUE,
-        # One routing key per queue: queues sharing a binding would each get a copy.
-        "task_queues": [Queue(name, routing_key=name) for name in (DEFAULT_QUEUE, CPU_QUEUE)],
+        "task_queues": task_queues(settings),
         "task_create_missing_queues": False,
-        "task_routes": {f"{PACKAGE}.tasks.media.*": {"queue": CPU_QUEUE}},
+        "task_routes": {CPU_TASKS: {"queue": CPU_QUEUE}},
     }
     if settings.broker.uses_tls:
         config["broker_use_ssl"] = settings.broker.tls_options()
     if settings.results.uses_tls:
         config["redis_backend_use_ssl"] = settings.results.tls_options()
     return config
+
+
+AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+
+
+def task_queues(settings: Settings) -> list[Queue]:
+    """The work queues; on RabbitMQ each dead-letters into ``DEAD_LETTER_QUEUE``."""
+    arguments = None
+    if settings.broker.scheme in AMQP_SCHEMES:
+        arguments = {
+            "x-dead-letter-exchange": DEAD_LETTER_QUEUE,
+            "x-dead-letter-routing-key": DEAD_LETTER_QUEUE,
+        }
+    # One routing key per queue: queues sharing a binding would each get a copy.
+    return [
+        Queue(name, Exchange(name), routing_key=name, queue_arguments=arguments)
+        for name in (DEFAULT_QUEUE, CPU_QUEUE)
+    ]
+
+
+def dead_letter_queue() -> Queue:
+    """Where RabbitMQ puts rejected messages, for inspection or replay."""
+    return Queue(DEAD_LETTER_QUEUE, Exchange(DEAD_LETTER_QUEUE), routing_key=DEAD_LETTER_QUEUE)
+
+
+class DeclareDeadLetterQueue(bootsteps.StartStopStep):
+    """Declare the dead-letter queue on each broker connection of a worker.
+
+    A worker declares only the queues it consumes, and RabbitMQ silently drops
+    messages dead-lettered to an exchange that does not exist.
+    """
+
+    requires = ("celery.worker.consumer.connection:Connection",)
+
+    def start(self, parent: Consumer) -> None:
+        """Declare the queue, its exchange and binding (idempotent)."""
+        if parent.connection is None:  # the Connection step it requires sets it first
+            raise RuntimeError("the consumer has no broker connection yet")
+        dead_letter_queue()(parent.connection.default_channel).declare()
+
+
+class CpuTaskLimits:
+    """Celery task annotation: tasks on the cpu queue get ``tasks.cpu`` limits."""
+
+    def __init__(self, limits: TimeLimits) -> None:
+        self.limits = limits
+
+    def annotate(self, task: Task[Any, Any]) -> dict[str, float] | None:
+        """The limits for ``task``, or None to leave it alone."""
+        return self.limits.model_dump() if fnmatch(task.name, CPU_TASKS) else None
 
 
 def _secret_url(url: str, username: str | None, password: SecretStr | None) -> str:
@@ -128,8 +202,17 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
             "store_processed": False,
         }
     if settings.broker.is_redis:
-        return {"visibility_timeout": settings.broker.visibility_timeout}
-    return {}
+        timeout = settings.broker.visibility_timeout
+        return {
+            "visibility_timeout": timeout,
+            # kombu sweeps for messages of dead workers every interval x throttle
+            # (100 s by default); sweep often enough to honour a short timeout.
+            "unacked_restore_interval": max(1, min(10, int(timeout // 4))),
+            "unacked_restore_throttle": 1,
+        }
+    # Publisher confirms: a publish returns once RabbitMQ has the message, so a
+    # caller is never told "sent" for a message lost in a dropped connection.
+    return {"confirm_publish": True}
 
 
 def _result_backend(settings: Settings) -> str:
@@ -161,7 +244,7 @@ def _check_visibility_timeout(app: ProjectCelery) -> None:
     }
     name, longest = max(limits.items(), key=lambda item: item[1])
     if longest >= timeout:
-        raise RuntimeError(
+        raise ConfigError(
             f"broker.visibility_timeout={timeout}s must exceed the longest hard time limit "
             f"({longest}s, {name}); raise the timeout or lower that limit"
         )

@@ -13,7 +13,7 @@ from .celery_app import ProjectCelery, create_app
 from .config import ConfigError, Settings, explain, load_settings
 from .health import dependency_checks
 from .observability import configure_logging
-from .tasks.typed import TypedTask, typed_tasks
+from .tasks.typed import TypedTask, describe_errors, typed_tasks
 
 app = typer.Typer(
     name="{{ cookiecutter.project_slug }}",
@@ -46,7 +46,10 @@ def app_for(profile: str | None) -> ProjectCelery:
     """The Celery app of a profile, with logging configured."""
     settings = settings_for(profile)
     configure_logging(settings.log)
-    return create_app(settings)
+    try:
+        return create_app(settings)
+    except ConfigError as error:
+        raise fail(str(error)) from None
 
 
 def find_task(celery: ProjectCelery, name: str) -> TypedTask[Any, Any]:
@@ -58,24 +61,20 @@ def find_task(celery: ProjectCelery, name: str) -> TypedTask[Any, Any]:
     return tasks[name]
 
 
-def describe_errors(error: ValidationError) -> str:
-    """Field-level validation errors on one line each."""
-    lines = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(input)"
-        lines.append(f"  {field}: {item['msg']}")
-    return "\n".join(lines)
-
-
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(
+    context: typer.Context,
     profile: ProfileOption = None,
     queues: Annotated[
         str | None, typer.Option(help="Comma-separated queues; defaults to worker.queues.")
     ] = None,
     concurrency: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
-    """Start a worker for the active profile."""
+    """Start a worker for the active profile.
+
+    Options after ``--`` go to ``celery worker`` as they are, e.g.
+    ``-- --hostname=w1@%h --include=extra.tasks``.
+    """
     celery = app_for(profile)
     settings = celery.settings
     argv = [
@@ -87,7 +86,7 @@ def worker(
     if settings.broker.scheme == "filesystem":
         # The filesystem transport has no broadcast: skip the cluster chatter.
         argv += ["--without-mingle", "--without-gossip"]
-    celery.worker_main(argv)
+    celery.worker_main([*argv, *context.args])
 
 
 @app.command()
@@ -105,7 +104,8 @@ def submit(
         model = typed.input_model.model_validate_json(payload)
     except ValidationError as error:
         raise fail(
-            f"invalid input for {task} (nothing was enqueued):\n{describe_errors(error)}"
+            f"invalid input for {task} (nothing was enqueued):\n  "
+            + "\n  ".join(describe_errors(error))
         ) from None
     result = typed.delay(model)
     if not wait:

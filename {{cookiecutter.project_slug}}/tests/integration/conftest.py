@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from functools import partial
+from pathlib import Path
 
 import pytest
 import redis
@@ -17,6 +20,7 @@ from celery.contrib.testing.worker import start_worker
 from {{ cookiecutter.package_name }}.celery_app import (
     ProjectCelery,
     create_app,
+    dead_letter_queue,
 )
 from {{ cookiecutter.package_name }}.config import (
     Settings,
@@ -29,6 +33,7 @@ from {{ cookiecutter.package_name }}.resources import (
 )
 
 from ..conftest import RecordingGateway
+from .harness import WorkerProcess, worker_process
 
 
 def require_services(app: ProjectCelery) -> None:
@@ -70,10 +75,19 @@ def broker_app(
 
     app = create_app(test_settings, ResourceProvider(test_settings, resources))
     require_services(app)
-    app.control.purge()
+    delete_queues(app)
     yield app
-    app.control.purge()
+    delete_queues(app)
     close_result_subscriptions()
+
+
+def delete_queues(app: ProjectCelery) -> None:
+    """Delete the work and dead-letter queues with their messages; they are declared
+    again, as configured, by the next worker or publish."""
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in [*app.amqp.queues.values(), dead_letter_queue()]:
+            queue(channel).delete()
 
 
 def close_result_subscriptions() -> None:
@@ -92,9 +106,12 @@ def close_result_subscriptions() -> None:
         consumer._pubsub = None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def broker_worker(broker_app: ProjectCelery) -> Iterator[None]:
-    """A worker thread consuming every queue of the test profile."""
+    """A worker thread consuming every queue of the test profile.
+
+    Module-scoped: it must be gone before the fault tests start their own workers.
+    """
     with start_worker(
         broker_app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=15
     ):
@@ -106,3 +123,16 @@ def worker_app(broker_app: ProjectCelery, broker_worker: None) -> ProjectCelery:
     """The app, made current so task proxies publish through it."""
     broker_app.set_current()
     return broker_app
+
+
+RunWorker = Callable[..., AbstractContextManager[WorkerProcess]]
+
+
+@pytest.fixture
+def run_worker(broker_app: ProjectCelery, tmp_path: Path) -> Iterator[RunWorker]:
+    """Start worker processes (see ``harness.worker_process``) on emptied queues."""
+    delete_queues(broker_app)
+    broker_app.set_current()
+    broker_app.set_default()  # for task proxies called from other threads
+    yield partial(worker_process, broker_app, tmp_path)
+    delete_queues(broker_app)

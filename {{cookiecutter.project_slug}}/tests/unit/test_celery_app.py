@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from celery._state import get_current_app
 from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.celery_app import (
     CPU_QUEUE,
+    DEAD_LETTER_QUEUE,
+    DeclareDeadLetterQueue,
     ProjectCelery,
     celery_config,
     create_app,
 )
 from {{ cookiecutter.package_name }}.config import (
+    ConfigError,
     Settings,
 )
 from {{ cookiecutter.package_name }}.config.settings import (
     BrokerSettings,
     ResultSettings,
+)
+from {{ cookiecutter.package_name }}.tasks.data import (
+    process_data,
 )
 from {{ cookiecutter.package_name }}.tasks.media import (
     render_thumbnail,
@@ -39,6 +47,7 @@ def test_delivery_and_protection_settings(local_settings: Settings) -> None:
     assert config["task_reject_on_worker_lost"] is True
     assert config["worker_prefetch_multiplier"] == 1
     assert config["worker_cancel_long_running_tasks_on_connection_loss"] is True
+    assert (config["task_acks_on_failure"], config["task_acks_on_timeout"]) == (False, True)
     assert config["broker_connection_retry_on_startup"] is True
     assert config["worker_max_memory_per_child"] == local_settings.worker.max_memory_per_child
     assert config["task_time_limit"] > config["task_soft_time_limit"]
@@ -68,7 +77,7 @@ def test_credentials_are_inserted_and_quoted(local_settings: Settings) -> None:
     config = celery_config(settings)
     assert config["broker_url"] == "amqp://app:p%40ss%3Aw@rabbit:5672//"
     assert config["result_backend"] == "redis://:r@cache:6379/1"
-    assert config["broker_transport_options"] == {}
+    assert config["broker_transport_options"] == {"confirm_publish": True}
 
 
 def test_cpu_tasks_are_routed_to_the_cpu_queue(local_app: ProjectCelery) -> None:
@@ -82,20 +91,52 @@ def test_each_queue_has_its_own_binding(local_app: ProjectCelery) -> None:
     assert sorted(queue.routing_key for queue in queues) == ["cpu", "default"]
 
 
+def test_on_rabbitmq_work_queues_dead_letter_and_workers_declare_the_queue(
+    local_settings: Settings,
+) -> None:
+    settings = local_settings.model_copy(update={"broker": BrokerSettings(url="amqp://mq//")})
+    app = create_app(settings)
+    for queue in app.amqp.queues.values():
+        assert queue.queue_arguments == {
+            "x-dead-letter-exchange": DEAD_LETTER_QUEUE,
+            "x-dead-letter-routing-key": DEAD_LETTER_QUEUE,
+        }
+    assert DeclareDeadLetterQueue in app.steps["consumer"]
+
+
+def test_elsewhere_queues_have_no_dead_letter_arguments(local_app: ProjectCelery) -> None:
+    assert [queue.queue_arguments for queue in local_app.amqp.queues.values()] == [None, None]
+    assert DeclareDeadLetterQueue not in local_app.steps["consumer"]
+
+
+def test_cpu_tasks_get_the_cpu_time_limits(local_settings: Settings) -> None:
+    app = create_app(local_settings)
+    limits = local_settings.tasks
+    thumbnail, data = app.tasks[render_thumbnail.name], app.tasks[process_data.name]
+    assert (thumbnail.soft_time_limit, thumbnail.time_limit) == (20, limits.cpu.time_limit)
+    assert (data.soft_time_limit, data.time_limit) == (60, limits.time_limit)
+
+
 def test_visibility_timeout_must_exceed_hard_limits(local_settings: Settings) -> None:
     settings = local_settings.model_copy(
         update={"broker": BrokerSettings(url="redis://cache:6379/0", visibility_timeout=20)}
     )
-    with pytest.raises(RuntimeError, match=r"=20\.0s must exceed.*tasks\.time_limit"):
+    with pytest.raises(ConfigError, match=r"=20\.0s must exceed.*tasks\.time_limit"):
         create_app(settings)
 
 
-def test_redis_visibility_timeout_is_passed_to_the_transport(local_settings: Settings) -> None:
+def test_redis_transport_redelivers_after_the_visibility_timeout(
+    local_settings: Settings,
+) -> None:
     settings = local_settings.model_copy(
         update={"broker": BrokerSettings(url="redis://cache:6379/0", visibility_timeout=400)}
     )
     app = create_app(settings)
-    assert app.conf.broker_transport_options == {"visibility_timeout": 400}
+    assert app.conf.broker_transport_options == {
+        "visibility_timeout": 400,
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
 
 
 def test_tls_urls_get_certificate_options(local_settings: Settings) -> None:
@@ -115,3 +156,8 @@ def test_tls_urls_get_certificate_options(local_settings: Settings) -> None:
 
 def test_plaintext_urls_get_no_tls_options(local_settings: Settings) -> None:
     assert "broker_use_ssl" not in celery_config(local_settings)
+
+
+def test_the_app_is_current_in_other_threads_too(local_app: ProjectCelery) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(get_current_app).result() is local_app

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import runpy
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +115,7 @@ def test_tasks_lists_inputs() -> None:
 def test_worker_starts_with_profile_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[list[str]] = []
     monkeypatch.setattr(ProjectCelery, "worker_main", lambda self, argv: started.append(argv))
-    result = invoke("worker", "--concurrency", "3")
+    result = invoke("worker", "--concurrency", "3", "--", "--hostname=w1@%h")
     assert result.exit_code == 0, result.output
     assert started == [
         [
@@ -123,8 +125,17 @@ def test_worker_starts_with_profile_settings(monkeypatch: pytest.MonkeyPatch) ->
             "--concurrency=3",
             "--without-mingle",
             "--without-gossip",
+            "--hostname=w1@%h",
         ]
     ]
+
+
+def test_an_unsafe_app_configuration_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"{ENV_PREFIX}BROKER__URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv(f"{ENV_PREFIX}BROKER__VISIBILITY_TIMEOUT", "10")
+    result = invoke("worker")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: broker.visibility_timeout=10.0s must exceed")
 
 
 def test_check_reports_the_embedded_services() -> None:
@@ -145,3 +156,13 @@ def test_beat_starts_the_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ProjectCelery, "start", lambda self, argv: started.append(argv))
     assert invoke("beat").exit_code == 0
     assert started == [["beat", "--loglevel=INFO"]]
+
+
+def test_python_dash_m_runs_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["{{ cookiecutter.package_name }}", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("{{ cookiecutter.package_name }}", run_name="__main__")
+    assert exited.value.code == 0
+    assert "worker" in capsys.readouterr().out

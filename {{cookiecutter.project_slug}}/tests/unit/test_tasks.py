@@ -40,6 +40,9 @@ from {{ cookiecutter.package_name }}.tasks.notifications import (
     Notification,
     send_notification,
 )
+from {{ cookiecutter.package_name }}.tasks.typed import (
+    TaskInputError,
+)
 
 from ..conftest import RecordingGateway
 
@@ -112,7 +115,10 @@ def test_validation_errors_are_never_retried(
 ) -> None:
     result = send_notification.apply(args=({"recipient": "", "body": "hi"},))
     assert result.failed()
-    assert isinstance(result.result, ValidationError)
+    assert isinstance(result.result, TaskInputError)
+    assert str(result.result) == "invalid input for send_notification: recipient: " + (
+        "String should have at least 1 character"
+    )
     assert gateway.calls == 0
 
 

@@ -98,20 +98,29 @@ class ResultSettings(ServiceSettings):
     expires: Seconds = 86400
 
 
-class TaskSettings(Section):
-    """Defaults applied to every task; a task may override them."""
+class TimeLimits(Section):
+    """A soft limit (the task may clean up) and a hard limit (its process is killed)."""
 
-    soft_time_limit: Seconds = 60
-    time_limit: Seconds = 90
+    soft_time_limit: Seconds
+    time_limit: Seconds
 
     @model_validator(mode="after")
     def _soft_limit_first(self) -> Self:
         if self.soft_time_limit >= self.time_limit:
             raise ValueError(
-                "tasks.soft_time_limit must be lower than tasks.time_limit, "
+                "soft_time_limit must be lower than time_limit, "
                 "so a task can clean up before it is killed"
             )
         return self
+
+
+class TaskSettings(TimeLimits):
+    """Limits for every task, and for the CPU-bound tasks of the cpu queue."""
+
+    soft_time_limit: Seconds = 60
+    time_limit: Seconds = 90
+    # Shorter, so a runaway resize is stopped before it starves the cpu queue.
+    cpu: TimeLimits = TimeLimits(soft_time_limit=20, time_limit=30)
 
 
 class WorkerSettings(Section):

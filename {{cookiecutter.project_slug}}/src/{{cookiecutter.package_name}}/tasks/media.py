@@ -38,9 +38,9 @@ class Thumbnail(TaskModel):
     digest: str
 
 
-# A hard limit kills the process; the soft limit, 10 s earlier, raises
-# SoftTimeLimitExceeded inside the task so it can remove its partial output.
-@typed_task(soft_time_limit=20, time_limit=30)
+# Limits come from settings (tasks.cpu): the soft limit raises SoftTimeLimitExceeded
+# inside the task so it can remove its partial output; the hard one kills the process.
+@typed_task()
 def render_thumbnail(request: ThumbnailRequest) -> Thumbnail:
     """Render a thumbnail; a partial file never outlives a timeout."""
     folder = current_resources().settings.data_dir / "thumbnails"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from ..celery_app import current_resources
 from ..resources import TransientError
-from .typed import TaskModel, typed_task
+from .typed import TaskInputError, TaskModel, typed_task
 
 
 class Notification(TaskModel):
@@ -27,14 +27,18 @@ class Delivery(TaskModel):
 
 # Exponential backoff (1, 2, 4, ... s, capped at 60) with jitter so a burst of
 # failures does not retry in lockstep; bad input fails at once, retrying cannot fix it.
-@typed_task(
-    autoretry_for=(TransientError,),
-    dont_autoretry_for=(ValidationError,),
-    retry_backoff=1,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=5,
-)
+# After the last retry the task fails for good (and RabbitMQ dead-letters it).
+TRANSIENT_RETRIES: dict[str, Any] = {
+    "autoretry_for": (TransientError,),
+    "dont_autoretry_for": (TaskInputError,),
+    "retry_backoff": 1,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+@typed_task(**TRANSIENT_RETRIES)
 def send_notification(notification: Notification) -> Delivery:
     """Deliver a notification through the partner gateway."""
     current_resources().gateway.deliver(notification.recipient, notification.body)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 from celery import Celery, Task, shared_task
 from celery.canvas import Signature
 from celery.result import AsyncResult
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)
@@ -47,6 +47,18 @@ class TaskModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TaskInputError(ValueError):
+    """A task's input does not match its model; the message names each problem."""
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """One ``field: problem`` line per error, without echoing the input back."""
+    return [
+        f"{'.'.join(str(part) for part in item['loc']) or '(input)'}: {item['msg']}"
+        for item in error.errors(include_input=False, include_url=False)
+    ]
+
+
 class ModelResult(AsyncResult[OutT]):
     """An AsyncResult whose ``get()`` returns the task's output model."""
 
@@ -71,10 +83,20 @@ class TypedTask(Task[[InT], OutT]):
         # Inside a worker the tracer has pushed the message's request (called_directly
         # is False) and wants that dump; a direct caller wants the model back.
         called_directly = bool(self.request.called_directly)
-        returned = super().__call__(payload)
+        returned = super().__call__(self.validated(payload))
         if called_directly:
             return self.output_model.model_validate(returned)
         return returned
+
+    def validated(self, payload: Any) -> InT:
+        """The payload as the input model, or TaskInputError naming each bad field."""
+        try:
+            return self.input_model.model_validate(payload)
+        except ValidationError as error:
+            # Celery stores a failure as its exception's type and args; ValidationError
+            # has no args, so the caller would learn nothing about what was wrong.
+            problems = "; ".join(describe_errors(error))
+            raise TaskInputError(f"invalid input for {short_name(self)}: {problems}") from None
 
     def AsyncResult(  # noqa: N802 - Celery's name
         self,

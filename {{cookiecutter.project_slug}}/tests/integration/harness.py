@@ -1,0 +1,199 @@
+"""The fault tests' harness: real worker processes, and probes that look at the
+broker and the ledger from outside.
+
+A worker runs as ``python -m {{ cookiecutter.package_name }} worker --profile test``, the way a
+deployment runs it, in its own process group so a test can kill it and its pool.
+It loads ``fault_tasks`` too. The test process never imports that module: its
+tasks would join every app of the session (Celery shares tasks across apps).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from celery.backends.base import BaseKeyValueStoreBackend
+from celery.result import AsyncResult
+
+from {{ cookiecutter.package_name }}.celery_app import (
+    DEFAULT_QUEUE,
+    ProjectCelery,
+    dead_letter_queue,
+)
+from {{ cookiecutter.package_name }}.config.settings import (
+    ENV_PREFIX,
+)
+
+PROJECT = Path(__file__).resolve().parents[2]
+FAULT_TASKS = "tests.integration.fault_tasks"
+START_TIMEOUT = 30
+
+
+class WorkerProcess:
+    """A running worker: its process, its node name and its log file."""
+
+    def __init__(self, process: subprocess.Popen[bytes], node: str, log: Path) -> None:
+        self.process = process
+        self.node = node
+        self.log = log
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker's main process is still running."""
+        return self.process.poll() is None
+
+    def output(self) -> str:
+        """Everything the worker logged so far."""
+        return self.log.read_text(errors="replace")
+
+    def signal(self, signum: signal.Signals) -> None:
+        """Send a signal to the worker's main process only (as a supervisor would)."""
+        self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool at once, as when its machine dies."""
+        with suppress(ProcessLookupError):  # the whole group has exited already
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the worker to exit; its exit code."""
+        return self.process.wait(timeout=timeout)
+
+
+def fault_task(name: str) -> str:
+    """The registered name of a task in ``fault_tasks``."""
+    return f"{FAULT_TASKS}.{name}"
+
+
+def send(app: ProjectCelery, name: str, payload: dict[str, Any]) -> AsyncResult[Any]:
+    """Publish a fault task by name, its payload as the JSON its model expects."""
+    return app.send_task(fault_task(name), args=[payload])
+
+
+def unique(prefix: str) -> str:
+    """A key no other run uses."""
+    return f"{prefix}-{uuid.uuid4()}"
+
+
+@contextmanager
+def worker_process(
+    app: ProjectCelery,
+    tmp_path: Path,
+    *,
+    concurrency: int = 2,
+    settings: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+) -> Iterator[WorkerProcess]:
+    """Start a worker of the test profile, wait until it answers, stop it after.
+
+    ``settings`` are overrides by dotted key, passed as environment variables.
+    """
+    node = f"{unique('fault')}@{socket.gethostname()}"
+    log = tmp_path / f"{node.partition('@')[0]}.log"
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(ENV_PREFIX) and name != "APP_ENV"
+    }
+    environment |= {
+        ENV_PREFIX + key.replace(".", "__").upper(): value
+        for key, value in (settings or {}).items()
+    }
+    # The worker imports fault_tasks from the project folder; it runs in tmp_path so
+    # no developer .env applies.
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(PROJECT), environment.get("PYTHONPATH")])
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "{{ cookiecutter.package_name }}",
+        "worker",
+        "--profile=test",
+        f"--concurrency={concurrency}",
+        "--",
+        f"--hostname={node}",
+        f"--include={FAULT_TASKS}",
+        # Nothing to sync with: each test's worker is alone on its queues.
+        "--without-mingle",
+        "--without-gossip",
+        *extra,
+    ]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(  # noqa: S603 - our own command line
+            command,
+            cwd=tmp_path,
+            env=environment,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    worker = WorkerProcess(process, node, log)
+    try:
+        wait_until_ready(app, worker)
+        yield worker
+    finally:
+        worker.kill()
+
+
+def wait_until_ready(app: ProjectCelery, worker: WorkerProcess) -> None:
+    """Block until the worker answers a ping; fail with its log if it cannot start."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not worker.alive:
+            raise AssertionError(f"worker exited at start-up:\n{worker.output()}")
+        if app.control.ping(destination=[worker.node], timeout=0.5):
+            return
+    raise AssertionError(f"worker not ready after {START_TIMEOUT}s:\n{worker.output()}")
+
+
+def eventually(check: Callable[[], bool], timeout: float, message: str) -> None:
+    """Poll ``check`` until it holds; fail with ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.1)
+
+
+def recorded(app: ProjectCelery, key: str) -> int:
+    """How many times the ledger holds a side effect with this key."""
+    return sum(entry.get("key") == key for entry in app.provider.get().ledger.entries())
+
+
+def queued(app: ProjectCelery, queue: str = DEFAULT_QUEUE) -> int:
+    """Messages waiting in a queue on the broker."""
+    with app.connection_for_read() as connection:
+        queue_on_channel = app.amqp.queues[queue](connection.default_channel)
+        declared: Any = queue_on_channel.queue_declare(passive=True)  # stubs say str
+        return int(declared.message_count)
+
+
+def dead_lettered(app: ProjectCelery) -> list[str | None]:
+    """Task ids of the messages in the dead-letter queue (RabbitMQ), consuming them."""
+    ids = []
+    with app.connection_for_read() as connection:
+        queue = dead_letter_queue()(connection.default_channel)
+        while (message := queue.get(no_ack=True)) is not None:
+            ids.append(message.headers.get("id"))
+    return ids
+
+
+def final_states(app: ProjectCelery, task_ids: list[str], timeout: float) -> dict[str, str]:
+    """The final state of each task, read in bulk; TimeoutError if some never finish."""
+    backend = app.backend
+    assert isinstance(backend, BaseKeyValueStoreBackend)  # the test profile's Redis
+    return {
+        task_id: meta["status"]
+        for task_id, meta in backend.get_many(task_ids, timeout=timeout, interval=0.2)
+    }

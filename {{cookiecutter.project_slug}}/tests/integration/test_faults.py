@@ -1,0 +1,219 @@
+"""Fault scenarios against real worker processes on the real broker.
+
+Each test starts its own workers (``run_worker``) on emptied queues, breaks
+something, and checks what can be seen from outside: results, the ledger's side
+effects, and whether the worker is still serving.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import threading
+import time
+from contextlib import suppress
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from celery.exceptions import TimeLimitExceeded
+from celery.result import AsyncResult
+from kombu.exceptions import OperationalError
+
+from {{ cookiecutter.package_name }}.celery_app import (
+    ProjectCelery,
+    create_app,
+)
+from {{ cookiecutter.package_name }}.resources import (
+    TransientError,
+)
+from {{ cookiecutter.package_name }}.tasks.data import (
+    ProcessDataInput,
+    ProcessDataOutput,
+    process_data,
+)
+
+from .conftest import RunWorker
+from .harness import (
+    WorkerProcess,
+{%- if cookiecutter.broker == "rabbitmq" %}
+    dead_lettered,
+{%- endif %}
+    eventually,
+    final_states,
+    queued,
+    recorded,
+    send,
+    unique,
+)
+from .proxy import CuttableProxy
+
+pytestmark = pytest.mark.integration
+TIMEOUT = 30
+
+
+def started(result: AsyncResult[Any]) -> bool:
+    """Whether a worker has begun the task (task_track_started is on)."""
+    return result.state == "STARTED"
+
+
+def still_serving(worker: WorkerProcess) -> None:
+    """The worker is alive and runs the next task."""
+    result = process_data.delay(ProcessDataInput(value=1, label="next"))
+    assert result.get(timeout=TIMEOUT) == ProcessDataOutput(message="Processed: 1 - next")
+    assert worker.alive
+
+
+def test_task_of_a_killed_worker_is_redelivered_and_applied_once(
+    broker_app: ProjectCelery, run_worker: RunWorker
+) -> None:
+    key = unique("killed")
+    with run_worker(concurrency=1) as doomed:
+        result = send(broker_app, "apply_then_linger", {"key": key, "seconds": 2.5})
+        eventually(lambda: recorded(broker_app, key) == 1, TIMEOUT, "the task never ran")
+        doomed.kill()  # mid-task: the side effect is done, the message is not acked
+    # Redis hands the message out again after the visibility timeout; RabbitMQ as
+    # soon as the dead worker's connection closed.
+    wait = broker_app.settings.broker.visibility_timeout + TIMEOUT
+    with run_worker(concurrency=1):
+        outcome = result.get(timeout=wait)
+    assert outcome == {"applied": False, "pid": outcome["pid"]}  # found already applied
+    assert recorded(broker_app, key) == 1
+
+
+def test_time_limits_stop_hung_tasks_and_the_worker_goes_on(
+    broker_app: ProjectCelery, run_worker: RunWorker
+) -> None:
+    cleans_up, ignores_soft = unique("soft"), unique("hard")
+    limits = broker_app.settings.tasks
+    with run_worker(concurrency=2) as worker:
+        begun = time.monotonic()
+        soft = send(broker_app, "hang", {"key": cleans_up, "seconds": 60})
+        hard = send(broker_app, "hang_past_soft_limit", {"key": ignores_soft, "seconds": 60})
+        soft.get(timeout=TIMEOUT, propagate=False)
+        hard.get(timeout=TIMEOUT, propagate=False)
+        elapsed = time.monotonic() - begun
+        assert soft.state == "FAILURE"
+        assert type(soft.result).__name__ == "SoftTimeLimitExceeded"
+        assert recorded(broker_app, f"{cleans_up}:cleaned-up") == 1
+        assert hard.state == "FAILURE"
+        assert isinstance(hard.result, TimeLimitExceeded)
+        assert recorded(broker_app, f"{ignores_soft}:ignored-soft-limit") == 1
+        assert limits.time_limit <= elapsed < limits.time_limit + 10
+        still_serving(worker)
+
+
+def test_a_leaking_pool_process_is_replaced_and_no_task_is_lost(
+    broker_app: ProjectCelery, run_worker: RunWorker
+) -> None:
+    limit_kib, leak_mib, runs = 250_000, 64, 5
+    with run_worker(
+        concurrency=1, settings={"worker.max_memory_per_child": str(limit_kib)}
+    ) as worker:
+        results = [send(broker_app, "leak", {"megabytes": leak_mib}) for _ in range(runs)]
+        reports = [result.get(timeout=TIMEOUT) for result in results]
+        still_serving(worker)
+    assert reports[0]["rss_kib_before"] + leak_mib * 1024 < limit_kib, "baseline too high"
+    assert max(report["rss_kib_after"] for report in reports) > limit_kib  # it did leak
+    # Every task started in a process under the limit: the leaker was replaced.
+    assert all(report["rss_kib_before"] < limit_kib for report in reports)
+    assert len({report["pid"] for report in reports}) >= 2
+
+
+def test_transient_failures_are_retried_until_they_succeed(
+    broker_app: ProjectCelery, run_worker: RunWorker
+) -> None:
+    key = unique("transient")
+    with run_worker(concurrency=1):
+        result = send(broker_app, "flaky", {"key": key, "failures": 2})
+        assert result.get(timeout=TIMEOUT)["applied"] is True
+    assert [recorded(broker_app, f"{key}:attempt:{n}") for n in (1, 2, 3)] == [1, 1, 1]
+
+
+def test_a_permanent_failure_ends_after_its_retries(
+    broker_app: ProjectCelery, run_worker: RunWorker
+) -> None:
+    key = unique("permanent")
+    with run_worker(concurrency=1) as worker:
+        result = send(broker_app, "flaky", {"key": key, "failures": 1000})
+        result.get(timeout=TIMEOUT, propagate=False)
+        assert result.state == "FAILURE"
+        assert isinstance(result.result, TransientError)
+        time.sleep(3)  # longer than the last backoff: a further attempt would show now
+        still_serving(worker)
+    # max_retries=2: three attempts, then no more.
+    attempts = [recorded(broker_app, f"{key}:attempt:{n}") for n in (1, 2, 3, 4)]
+    assert attempts == [1, 1, 1, 0]
+{%- if cookiecutter.broker == "rabbitmq" %}
+    assert result.id in dead_lettered(broker_app)
+
+{%- endif %}
+
+
+def test_sigterm_finishes_running_tasks_and_leaves_queued_ones(
+    broker_app: ProjectCelery, run_worker: RunWorker
+) -> None:
+    keys = [unique("graceful") for _ in range(6)]
+    with run_worker(concurrency=2) as worker:
+        results = [
+            send(broker_app, "work_then_apply", {"key": key, "seconds": 2 if n < 2 else 0})
+            for n, key in enumerate(keys)
+        ]
+        running, waiting = results[:2], results[2:]
+        eventually(lambda: all(map(started, running)), TIMEOUT, "the first two never started")
+        worker.signal(signal.SIGTERM)
+        begun = time.monotonic()
+        assert worker.wait(timeout=broker_app.settings.tasks.time_limit + 10) == 0
+        assert time.monotonic() - begun < broker_app.settings.tasks.time_limit
+    assert [r.get(timeout=1)["applied"] for r in running] == [True, True]
+    assert [r.state for r in waiting] == ["PENDING"] * 4
+    assert queued(broker_app) == 4
+    assert [recorded(broker_app, key) for key in keys[2:]] == [0] * 4
+    with run_worker(concurrency=2):
+        assert all(r.get(timeout=TIMEOUT)["applied"] for r in waiting)
+
+
+def test_producer_and_worker_reconnect_after_a_broker_outage(
+    broker_app: ProjectCelery, run_worker: RunWorker
+) -> None:
+    settings = broker_app.settings
+    address = urlsplit(settings.broker.url)
+    proxy = CuttableProxy((address.hostname or "127.0.0.1", address.port or 0))
+    proxied = address._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+    broker = settings.broker.model_copy(update={"url": proxied})
+    producer = create_app(settings.model_copy(update={"broker": broker}))
+    broker_app.set_current()  # create_app made the producer current and default
+    broker_app.set_default()
+    sent: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        """Send steadily; keep the ids the broker accepted (publish raises otherwise)."""
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            payload = ProcessDataInput(value=n, label="outage")
+            with suppress(OperationalError):  # not sent, and the caller was told
+                sent.append(producer.tasks[process_data.name].delay(payload).id)
+            time.sleep(0.02)
+
+    try:
+        with run_worker(concurrency=2, settings={"broker.url": proxied}) as worker:
+            thread = threading.Thread(target=produce)
+            thread.start()
+            eventually(lambda: len(sent) > 20, TIMEOUT, "nothing was sent before the outage")
+            with proxy.cut():
+                before = len(sent)
+                time.sleep(3)
+            eventually(lambda: len(sent) > before + 20, TIMEOUT, "the producer did not reconnect")
+            stop.set()
+            thread.join(timeout=TIMEOUT)
+            wait = settings.broker.visibility_timeout + TIMEOUT
+            states = final_states(broker_app, sent, timeout=wait)
+            assert worker.alive
+    finally:
+        stop.set()
+        producer.close()
+        proxy.close()
+    assert set(states.values()) == {"SUCCESS"}
+    assert len(states) == len(set(sent))
