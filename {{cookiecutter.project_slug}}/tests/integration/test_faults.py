@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from celery.exceptions import TimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 
@@ -77,7 +77,7 @@ def test_task_of_a_killed_worker_is_redelivered_and_applied_once(
     wait = broker_app.settings.broker.visibility_timeout + TIMEOUT
     with run_worker(concurrency=1):
         outcome = result.get(timeout=wait)
-    assert outcome == {"applied": False, "pid": outcome["pid"]}  # found already applied
+    assert outcome["applied"] is False  # the redelivery found the effect applied
     assert recorded(broker_app, key) == 1
 
 
@@ -94,7 +94,7 @@ def test_time_limits_stop_hung_tasks_and_the_worker_goes_on(
         hard.get(timeout=TIMEOUT, propagate=False)
         elapsed = time.monotonic() - begun
         assert soft.state == "FAILURE"
-        assert type(soft.result).__name__ == "SoftTimeLimitExceeded"
+        assert isinstance(soft.result, SoftTimeLimitExceeded)
         assert recorded(broker_app, f"{cleans_up}:cleaned-up") == 1
         assert hard.state == "FAILURE"
         assert isinstance(hard.result, TimeLimitExceeded)
@@ -118,6 +118,8 @@ def test_a_leaking_pool_process_is_replaced_and_no_task_is_lost(
     # Every task started in a process under the limit: the leaker was replaced.
     assert all(report["rss_kib_before"] < limit_kib for report in reports)
     assert len({report["pid"] for report in reports}) >= 2
+    peaks = [(report["rss_kib_before"], report["rss_kib_after"]) for report in reports]
+    print(f"\nleak, peak RSS KiB before and after each run (limit {limit_kib}): {peaks}")
 
 
 def test_transient_failures_are_retried_until_they_succeed(
