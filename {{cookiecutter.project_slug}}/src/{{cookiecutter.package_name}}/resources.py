@@ -48,29 +48,38 @@ class Gateway(Protocol):
 
 
 class RedisLedger:
-    """Key check and write in one Lua script, so a redelivered task cannot double-apply."""
+    """Key check and write in one Lua script, so a redelivered task cannot double-apply.
+
+    Keys expire after ``key_ttl`` seconds; the journal of entries keeps the newest
+    ``journal_size``, so neither grows without bound.
+    """
 
     _SCRIPT = """
     if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
         redis.call('RPUSH', KEYS[2], ARGV[1])
+        redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
         return 1
     end
     return 0
     """
 
-    def __init__(self, client: redis.Redis, namespace: str, key_ttl: int) -> None:
+    def __init__(
+        self, client: redis.Redis, namespace: str, key_ttl: int, journal_size: int = 10_000
+    ) -> None:
         self._client = client
         self._namespace = namespace
         self._key_ttl = key_ttl
+        self._journal_size = journal_size
         self._record = client.register_script(self._SCRIPT)
 
     def record_once(self, key: str, entry: dict[str, Any]) -> bool:
         """Store entry unless key was seen; return whether it was stored."""
         keys = [f"{self._namespace}:key:{key}", f"{self._namespace}:entries"]
-        return bool(self._record(keys=keys, args=[json.dumps(entry), self._key_ttl]))
+        args: list[str | int] = [json.dumps(entry), self._key_ttl, self._journal_size]
+        return bool(self._record(keys=keys, args=args))
 
     def entries(self) -> list[dict[str, Any]]:
-        """Everything recorded so far."""
+        """The newest recorded entries, oldest first."""
         raw = self._client.lrange(f"{self._namespace}:entries", 0, -1)
         return [json.loads(item) for item in raw]
 
