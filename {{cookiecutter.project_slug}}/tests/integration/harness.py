@@ -70,14 +70,9 @@ class WorkerProcess:
         return self.process.wait(timeout=timeout)
 
 
-def fault_task(name: str) -> str:
-    """The registered name of a task in ``fault_tasks``."""
-    return f"{FAULT_TASKS}.{name}"
-
-
 def send(app: ProjectCelery, name: str, payload: dict[str, Any]) -> AsyncResult[Any]:
-    """Publish a fault task by name, its payload as the JSON its model expects."""
-    return app.send_task(fault_task(name), args=[payload])
+    """Publish a task of ``fault_tasks`` by name, its payload as its model's JSON."""
+    return app.send_task(f"{FAULT_TASKS}.{name}", args=[payload])
 
 
 def unique(prefix: str) -> str:
@@ -92,7 +87,6 @@ def worker_process(
     *,
     concurrency: int = 2,
     settings: dict[str, str] | None = None,
-    extra: tuple[str, ...] = (),
 ) -> Iterator[WorkerProcess]:
     """Start a worker of the test profile, wait until it answers, stop it after.
 
@@ -127,7 +121,6 @@ def worker_process(
         # Nothing to sync with: each test's worker is alone on its queues.
         "--without-mingle",
         "--without-gossip",
-        *extra,
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(  # noqa: S603 - our own command line
