@@ -48,7 +48,7 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     _create_local_folders(settings)
     app = ProjectCelery(settings, provider or ResourceProvider(settings))
     app.conf.update(celery_config(settings))
-    if settings.broker.scheme in AMQP_SCHEMES:
+    if settings.broker.is_amqp:
         app.steps["consumer"].add(DeclareDeadLetterQueue)
     observability.connect_signals()
     # Current in this thread and the default in every other: a task proxy such as
@@ -133,13 +133,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
-
-
 def task_queues(settings: Settings) -> list[Queue]:
     """The work queues; on RabbitMQ each dead-letters into ``DEAD_LETTER_QUEUE``."""
     arguments = None
-    if settings.broker.scheme in AMQP_SCHEMES:
+    if settings.broker.is_amqp:
         arguments = {
             "x-dead-letter-exchange": DEAD_LETTER_QUEUE,
             "x-dead-letter-routing-key": DEAD_LETTER_QUEUE,
@@ -210,9 +207,11 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
             "unacked_restore_interval": max(1, min(10, int(timeout // 4))),
             "unacked_restore_throttle": 1,
         }
-    # Publisher confirms: a publish returns once RabbitMQ has the message, so a
-    # caller is never told "sent" for a message lost in a dropped connection.
-    return {"confirm_publish": True}
+    if settings.broker.is_amqp:
+        # Publisher confirms: a publish returns once RabbitMQ has the message, so a
+        # caller is never told "sent" for a message lost in a dropped connection.
+        return {"confirm_publish": True}
+    return {}
 
 
 def _result_backend(settings: Settings) -> str:

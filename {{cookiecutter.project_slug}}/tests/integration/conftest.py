@@ -13,7 +13,6 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-import redis
 from celery.backends.redis import RedisBackend
 from celery.contrib.testing.worker import start_worker
 
@@ -25,6 +24,9 @@ from {{ cookiecutter.package_name }}.celery_app import (
 from {{ cookiecutter.package_name }}.config import (
     Settings,
     load_settings,
+)
+from {{ cookiecutter.package_name }}.health import (
+    dependency_checks,
 )
 from {{ cookiecutter.package_name }}.resources import (
     ResourceProvider,
@@ -38,14 +40,9 @@ from .harness import WorkerProcess, worker_process
 
 def require_services(app: ProjectCelery) -> None:
     """Fail under CI, skip elsewhere, when the broker or result store does not answer."""
-    settings = app.settings
-    try:
-        with app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=3)
-        with redis.Redis.from_url(settings.results.url, socket_timeout=3) as client:
-            client.ping()
-    except Exception as error:  # any connection failure means the same thing here
-        reason = f"test-profile services unreachable ({settings.broker.url}): {error}"
+    down = {name: state for name, state in dependency_checks(app, 3).items() if state != "ok"}
+    if down:
+        reason = f"test-profile services unreachable ({app.settings.broker.url}): {down}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{reason}; CI=true requires them")
         pytest.skip(f"{reason}; start them or see README (CI=true makes this a failure)")

@@ -31,6 +31,7 @@ from {{ cookiecutter.package_name }}.celery_app import (
 )
 from {{ cookiecutter.package_name }}.config.settings import (
     ENV_PREFIX,
+    environment_variable,
 )
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -99,10 +100,7 @@ def worker_process(
         for name, value in os.environ.items()
         if not name.startswith(ENV_PREFIX) and name != "APP_ENV"
     }
-    environment |= {
-        ENV_PREFIX + key.replace(".", "__").upper(): value
-        for key, value in (settings or {}).items()
-    }
+    environment |= {environment_variable(key): value for key, value in (settings or {}).items()}
     # The worker imports fault_tasks from the project folder; it runs in tmp_path so
     # no developer .env applies.
     environment["PYTHONPATH"] = os.pathsep.join(

@@ -9,16 +9,11 @@ from {{ cookiecutter.package_name }}.config import (
     load_settings,
 )
 from {{ cookiecutter.package_name }}.config.settings import (
-    ENV_PREFIX,
+    environment_variable,
 )
 
 PROJECT = Path(__file__).resolve().parents[2]
 README = PROJECT / "README.md"
-
-
-def environment_variable(key: str) -> str:
-    """The variable that sets a dotted settings key."""
-    return ENV_PREFIX + key.replace(".", "__").upper()
 
 
 def test_every_setting_and_its_variable_is_documented() -> None:

@@ -19,6 +19,7 @@ ENV_PREFIX = "{{ cookiecutter.__env_prefix }}"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 DEFAULT_CREDENTIALS = frozenset({"guest"})
 REDIS_SCHEMES = frozenset({"redis", "rediss"})
+AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
 TLS_SCHEMES = frozenset({"rediss", "amqps"})
 PLAINTEXT_SCHEMES = frozenset({"redis", "amqp"})
 DEVELOPMENT_SCHEMES = frozenset({"filesystem", "file", "memory"})
@@ -61,6 +62,11 @@ class ServiceSettings(Section):
     def is_redis(self) -> bool:
         """Whether the service speaks the Redis protocol."""
         return self.scheme in REDIS_SCHEMES
+
+    @property
+    def is_amqp(self) -> bool:
+        """Whether the service speaks AMQP (RabbitMQ)."""
+        return self.scheme in AMQP_SCHEMES
 
     @property
     def uses_tls(self) -> bool:
@@ -200,6 +206,11 @@ class Settings(BaseSettings):
                     + "\n  - ".join(problems)
                 )
         return self
+
+
+def environment_variable(key: str) -> str:
+    """The environment variable that sets a dotted settings key, e.g. ``log.level``."""
+    return ENV_PREFIX + key.replace(".", "__").upper()
 
 
 def production_problems(settings: Settings) -> list[str]:
