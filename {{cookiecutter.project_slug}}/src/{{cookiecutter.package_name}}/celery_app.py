@@ -200,12 +200,16 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
         }
     if settings.broker.is_redis:
         timeout = settings.broker.visibility_timeout
+        interval = max(1, min(10, int(timeout // 4)))
         return {
             "visibility_timeout": timeout,
             # kombu sweeps for messages of dead workers every interval x throttle
             # (100 s by default); sweep often enough to honour a short timeout.
-            "unacked_restore_interval": max(1, min(10, int(timeout // 4))),
+            "unacked_restore_interval": interval,
             "unacked_restore_throttle": 1,
+            # A sweep holds a lock in Redis; a worker cut off mid-sweep would leave it
+            # for 5 minutes (the default), blocking every other worker's sweep.
+            "unacked_mutex_expire": 3 * interval,
         }
     if settings.broker.is_amqp:
         # Publisher confirms: a publish returns once RabbitMQ has the message, so a

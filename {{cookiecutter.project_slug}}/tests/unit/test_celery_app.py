@@ -136,6 +136,7 @@ def test_redis_transport_redelivers_after_the_visibility_timeout(
         "visibility_timeout": 400,
         "unacked_restore_interval": 10,
         "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 30,
     }
 
 
