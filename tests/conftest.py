@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,20 +80,23 @@ def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 
 @contextmanager
-def machine_lock(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[None]:
-    """Hold a machine-wide resource alone across all xdist workers of this run."""
-    # The parent of the base temp folder is shared by all xdist workers of this run.
-    path = tmp_path_factory.getbasetemp().parent / f"{name}.lock"
+def machine_lock(name: str) -> Iterator[None]:
+    """Hold a machine-wide resource (a broker, the Docker engine) alone.
+
+    The lock file is machine-wide, not per run: two template runs at once (two
+    checkouts, or a developer's run beside CI) must not share a broker either.
+    """
+    path = Path(tempfile.gettempdir()) / f"cookiecutter-celery-production-{name}.lock"
     with path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 
 @pytest.fixture
-def broker_lock(rendered: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def broker_lock(rendered: Project) -> Iterator[None]:
     """Hold the broker of this project alone: projects share its queue names, so two
     test sessions at once would consume each other's tasks."""
-    with machine_lock(tmp_path_factory, rendered.combination.broker):
+    with machine_lock(rendered.combination.broker):
         yield
 
 

@@ -61,16 +61,14 @@ def docker_engine() -> str:
     return docker
 
 
-def test_image_builds_and_compose_runs_a_task(
-    installed: Project, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def test_image_builds_and_compose_runs_a_task(installed: Project) -> None:
     docker = docker_engine()
     slug = installed.combination.slug
     installed.run(docker, "build", "--tag", f"{slug}:test", ".")
     shutil.copy(installed.path / ".env.example", installed.path / ".env")
     compose = [docker, "compose", "--project-name", slug.replace("-", "")]
     # Every compose project publishes the same host ports: one at a time.
-    with machine_lock(tmp_path_factory, "docker"):
+    with machine_lock("docker"):
         compose_smoke_test(installed, compose, slug)
 
 
