@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from uuid import UUID
 
 import typer
 from celery.result import AsyncResult
@@ -124,6 +125,12 @@ def status(
     profile: ProfileOption = None,
 ) -> None:
     """Print a task's state, and its result once it has one, as JSON."""
+    # Celery answers PENDING for any id it has never seen, so a typo would look like
+    # a queued task; task ids are UUIDs (the API refuses other ids with 422 as well).
+    try:
+        UUID(task_id)
+    except ValueError:
+        raise fail(f"task id {task_id!r} is not a UUID (submit prints one)") from None
     celery = app_for(profile)
     result: AsyncResult[Any] = celery.AsyncResult(task_id)
     report: dict[str, Any] = {"task_id": task_id, "state": result.state}

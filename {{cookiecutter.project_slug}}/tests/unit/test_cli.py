@@ -82,13 +82,21 @@ def test_status_of_unknown_task_is_pending() -> None:
     assert json.loads(result.output)["state"] == "PENDING"
 
 
+def test_status_rejects_an_id_that_is_not_a_uuid() -> None:
+    result = invoke("status", "not-a-uuid")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == "error: task id 'not-a-uuid' is not a UUID (submit prints one)\n"
+
+
 def test_status_reports_results_and_failures() -> None:
+    done, broken = "0b5c6a1e-0000-4000-8000-000000000001", "0b5c6a1e-0000-4000-8000-000000000002"
     backend = create_app(load_settings("local")).backend
-    backend.store_result("done", {"message": "ok"}, "SUCCESS")
-    backend.mark_as_failure("broken", ValueError("boom"))
-    ok = json.loads(invoke("status", "done").stdout)
-    failed = json.loads(invoke("status", "broken", "--profile", "local").stdout)
-    assert ok == {"task_id": "done", "state": "SUCCESS", "result": {"message": "ok"}}
+    backend.store_result(done, {"message": "ok"}, "SUCCESS")
+    backend.mark_as_failure(broken, ValueError("boom"))
+    ok = json.loads(invoke("status", done).stdout)
+    failed = json.loads(invoke("status", broken, "--profile", "local").stdout)
+    assert ok == {"task_id": done, "state": "SUCCESS", "result": {"message": "ok"}}
     assert failed["state"] == "FAILURE"
     assert failed["error"] == "ValueError: boom"
 
