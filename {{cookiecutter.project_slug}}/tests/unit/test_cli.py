@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import watchfiles
 from typer.testing import CliRunner
 
+import {{ cookiecutter.package_name }}
 from {{ cookiecutter.package_name }}.celery_app import (
     ProjectCelery,
     create_app,
 )
 from {{ cookiecutter.package_name }}.cli import (
     app,
+    start_worker,
 )
 from {{ cookiecutter.package_name }}.config import (
     load_settings,
@@ -136,6 +139,44 @@ def test_worker_starts_with_profile_settings(monkeypatch: pytest.MonkeyPatch) ->
             "--hostname=w1@%h",
         ]
     ]
+
+
+def test_worker_reload_restarts_a_child_worker_on_package_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    watched: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    monkeypatch.setattr(watchfiles, "run_process", lambda *a, **kw: watched.append((a, kw)))
+    started: list[list[str]] = []
+    monkeypatch.setattr(ProjectCelery, "worker_main", lambda self, argv: started.append(argv))
+    result = invoke("worker", "--reload", "--profile", "local", "--", "--hostname=w1@%h")
+    assert result.exit_code == 0, result.output
+    ((paths, options),) = watched
+    assert paths == (Path({{ cookiecutter.package_name }}.__file__).parent,)
+    assert options["target"] is start_worker
+    assert started == []  # only the child runs the worker
+    options["target"](*options["args"])
+    assert started == [
+        [
+            "worker",
+            "--loglevel=INFO",
+            "--queues=default,cpu",
+            "--concurrency=2",
+            "--without-mingle",
+            "--without-gossip",
+            "--hostname=w1@%h",
+        ]
+    ]
+
+
+def test_worker_reload_without_watchfiles_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "watchfiles", None)  # import fails as if not installed
+    result = invoke("worker", "--reload")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --reload needs watchfiles, a development dependency: run uv sync\n"
+    )
 
 
 def test_an_unsafe_app_configuration_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
