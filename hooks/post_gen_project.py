@@ -7,6 +7,7 @@ mechanism for them; the shared files only carry section-level if-blocks.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -37,28 +38,41 @@ def remove_paths(root: Path, relative_paths: list[Path]) -> None:
             target.unlink()
 
 
-def next_steps(answers: dict[str, Any]) -> str:
-    """The commands a new user runs first."""
+# The first commands of CONTRIBUTING.md, in its order (a template test keeps the two
+# equal): the first `make install` writes uv.lock, so `git add` comes after it.
+SETUP_COMMANDS = (
+    "git init",
+    "make install",
+    "git add -A",
+    'git commit -m "Start from the template"',
+)
+
+
+def next_steps(answers: dict[str, Any], project: Path) -> str:
+    """The commands a new user runs first, from wherever they rendered the project."""
     slug = answers["project_slug"]
+    folder = shlex.quote(str(project))
     return "\n".join(
         [
-            f"Created {slug}. Next steps:",
-            f"  cd {slug}",
-            "  git init && git add -A        # start the history",
-            "  uv sync                       # create .venv and uv.lock",
-            f"  uv run {slug} worker &       # a worker on the embedded broker",
+            f"Created {project}. Next steps:",
+            f"  cd {folder}",
+            *(f"  {command}" for command in SETUP_COMMANDS),
+            "Then a worker on the embedded broker, restarted when src/ changes; leave it running:",
+            "  make worker",
+            "and from a second terminal, in the same folder:",
             f"  uv run {slug} submit process_data --json "
             '\'{"value": 1, "label": "hello"}\' --wait',
-            "  uv run pytest                 # unit, property and integration tests",
+            "CONTRIBUTING.md walks through the rest of the first day.",
         ]
     )
 
 
 def main() -> int:
-    """Run in the freshly rendered project folder."""
+    """Run in the freshly rendered project folder (cookiecutter's working directory)."""
     answers = json.loads(r"""{{ cookiecutter | tojson }}""")
-    remove_paths(Path.cwd(), paths_to_remove(answers))
-    print(next_steps(answers))
+    project = Path.cwd()
+    remove_paths(project, paths_to_remove(answers))
+    print(next_steps(answers, project))
     return 0
 
 

@@ -3,9 +3,12 @@ and container builds rely on, checked offline."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from ..conftest import Project
 
@@ -31,6 +34,7 @@ def test_hadolint_reports_nothing(rendered: Project) -> None:
 def test_workflow_dependabot_and_compose_match_their_schemas(rendered: Project) -> None:
     for schema, path in [
         ("vendor.github-workflows", ".github/workflows/ci.yml"),
+        ("vendor.github-workflows", ".github/workflows/release.yml"),
         ("vendor.dependabot", ".github/dependabot.yml"),
         ("vendor.compose-spec", "compose.yaml"),
     ]:
@@ -42,6 +46,24 @@ def test_zizmor_finds_no_workflow_issue(rendered: Project) -> None:
     result = run_tool(rendered, "zizmor", "--offline", ".github")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings to report" in result.stdout + result.stderr
+
+
+def test_zizmor_checks_the_release_workflow(rendered: Project) -> None:
+    result = run_tool(rendered, "zizmor", "--offline", ".github/workflows/release.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr
+
+
+def test_release_workflow_publishes_tags_with_least_privilege(rendered: Project) -> None:
+    workflow = yaml.safe_load((rendered.path / ".github/workflows/release.yml").read_text())
+    assert workflow[True] == {"push": {"tags": ["v*"]}}  # YAML 1.1 reads the key `on` as True
+    assert workflow["permissions"] == {}
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "packages": "write"}
+    for step in job["steps"]:
+        if "uses" in step:  # pinned by full commit SHA, as in ci.yml
+            assert re.fullmatch(r"[\w./-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+    assert "docker push" in job["steps"][-1]["run"]
 
 
 def test_actions_expressions_survive_rendering(rendered: Project) -> None:

@@ -1,3 +1,7 @@
 """Celery tasks with typed inputs and production defaults; see README.md."""
 
-__version__ = "{{ cookiecutter.version }}"
+from importlib.metadata import version
+
+# pyproject.toml is the one place the version is written; the installed metadata
+# carries it here, so a release bumps a single line.
+__version__ = version("{{ cookiecutter.project_slug }}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
+from uuid import UUID
 
 import typer
 from celery.result import AsyncResult
@@ -21,6 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+# Where a reloading worker watches for changes: this package's code and profile files.
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 ProfileOption = Annotated[
     str | None,
@@ -69,6 +74,12 @@ def worker(
         str | None, typer.Option(help="Comma-separated queues; defaults to worker.queues.")
     ] = None,
     concurrency: Annotated[int | None, typer.Option(min=1)] = None,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload", help="Restart when a file of the package changes (development only)."
+        ),
+    ] = False,
 ) -> None:
     """Start a worker for the active profile.
 
@@ -86,7 +97,31 @@ def worker(
     if settings.broker.scheme == "filesystem":
         # The filesystem transport has no broadcast: skip the cluster chatter.
         argv += ["--without-mingle", "--without-gossip"]
+    if reload:
+        run_reloading(profile, [*argv, *context.args])
+        return
     celery.worker_main([*argv, *context.args])
+
+
+def run_reloading(profile: str | None, argv: list[str]) -> None:
+    """Run the worker in a child process, restarted on every change under the package.
+
+    A worker imports its tasks once, at start-up: a new or edited task only exists
+    for a new process. watchfiles stops the child with SIGINT (a warm shutdown) and
+    starts a fresh interpreter, which imports the changed code.
+    """
+    try:
+        from watchfiles import run_process  # development dependency
+    except ImportError:
+        raise fail("--reload needs watchfiles, a development dependency: run uv sync") from None
+    # An idle worker's warm shutdown takes a few seconds: give it time to finish
+    # (and running tasks with it) before watchfiles falls back to SIGKILL.
+    run_process(PACKAGE_DIR, target=start_worker, args=(profile, argv), sigint_timeout=30)
+
+
+def start_worker(profile: str | None, argv: list[str]) -> None:
+    """The reloaded child: load the settings and run the worker in this process."""
+    app_for(profile).worker_main(argv)
 
 
 @app.command()
@@ -124,6 +159,12 @@ def status(
     profile: ProfileOption = None,
 ) -> None:
     """Print a task's state, and its result once it has one, as JSON."""
+    # Celery answers PENDING for any id it has never seen, so a typo would look like
+    # a queued task; task ids are UUIDs (the API refuses other ids with 422 as well).
+    try:
+        UUID(task_id)
+    except ValueError:
+        raise fail(f"task id {task_id!r} is not a UUID (submit prints one)") from None
     celery = app_for(profile)
     result: AsyncResult[Any] = celery.AsyncResult(task_id)
     report: dict[str, Any] = {"task_id": task_id, "state": result.state}

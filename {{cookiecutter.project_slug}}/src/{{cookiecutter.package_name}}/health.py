@@ -1,5 +1,10 @@
+{% if cookiecutter.include_api -%}
 """Whether the services the app depends on answer: used by the API's /readyz and by
 the ``check`` command (the container healthcheck)."""
+{%- else -%}
+"""Whether the services the app depends on answer: used by the ``check`` command
+(the container healthcheck)."""
+{%- endif %}
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ def task_record(
     }
 
 
-def _on_prerun(task_id: str, task: Task[Any, Any], **_: Any) -> None:
+def _on_prerun(task: Task[Any, Any], **_: Any) -> None:
     # The start time lives on the request of this run, not in a shared dict.
     task.request.update(started_monotonic=time.monotonic())
 

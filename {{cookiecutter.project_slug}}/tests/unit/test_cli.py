@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import watchfiles
 from typer.testing import CliRunner
 
+import {{ cookiecutter.package_name }}
 from {{ cookiecutter.package_name }}.celery_app import (
     ProjectCelery,
     create_app,
 )
 from {{ cookiecutter.package_name }}.cli import (
     app,
+    start_worker,
 )
 from {{ cookiecutter.package_name }}.config import (
     load_settings,
@@ -82,13 +85,21 @@ def test_status_of_unknown_task_is_pending() -> None:
     assert json.loads(result.output)["state"] == "PENDING"
 
 
+def test_status_rejects_an_id_that_is_not_a_uuid() -> None:
+    result = invoke("status", "not-a-uuid")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == "error: task id 'not-a-uuid' is not a UUID (submit prints one)\n"
+
+
 def test_status_reports_results_and_failures() -> None:
+    done, broken = "0b5c6a1e-0000-4000-8000-000000000001", "0b5c6a1e-0000-4000-8000-000000000002"
     backend = create_app(load_settings("local")).backend
-    backend.store_result("done", {"message": "ok"}, "SUCCESS")
-    backend.mark_as_failure("broken", ValueError("boom"))
-    ok = json.loads(invoke("status", "done").stdout)
-    failed = json.loads(invoke("status", "broken", "--profile", "local").stdout)
-    assert ok == {"task_id": "done", "state": "SUCCESS", "result": {"message": "ok"}}
+    backend.store_result(done, {"message": "ok"}, "SUCCESS")
+    backend.mark_as_failure(broken, ValueError("boom"))
+    ok = json.loads(invoke("status", done).stdout)
+    failed = json.loads(invoke("status", broken, "--profile", "local").stdout)
+    assert ok == {"task_id": done, "state": "SUCCESS", "result": {"message": "ok"}}
     assert failed["state"] == "FAILURE"
     assert failed["error"] == "ValueError: boom"
 
@@ -128,6 +139,44 @@ def test_worker_starts_with_profile_settings(monkeypatch: pytest.MonkeyPatch) ->
             "--hostname=w1@%h",
         ]
     ]
+
+
+def test_worker_reload_restarts_a_child_worker_on_package_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    watched: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    monkeypatch.setattr(watchfiles, "run_process", lambda *a, **kw: watched.append((a, kw)))
+    started: list[list[str]] = []
+    monkeypatch.setattr(ProjectCelery, "worker_main", lambda self, argv: started.append(argv))
+    result = invoke("worker", "--reload", "--profile", "local", "--", "--hostname=w1@%h")
+    assert result.exit_code == 0, result.output
+    ((paths, options),) = watched
+    assert paths == (Path({{ cookiecutter.package_name }}.__file__).parent,)
+    assert options["target"] is start_worker
+    assert started == []  # only the child runs the worker
+    options["target"](*options["args"])
+    assert started == [
+        [
+            "worker",
+            "--loglevel=INFO",
+            "--queues=default,cpu",
+            "--concurrency=2",
+            "--without-mingle",
+            "--without-gossip",
+            "--hostname=w1@%h",
+        ]
+    ]
+
+
+def test_worker_reload_without_watchfiles_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "watchfiles", None)  # import fails as if not installed
+    result = invoke("worker", "--reload")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --reload needs watchfiles, a development dependency: run uv sync\n"
+    )
 
 
 def test_an_unsafe_app_configuration_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

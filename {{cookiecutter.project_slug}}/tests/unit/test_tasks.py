@@ -116,9 +116,8 @@ def test_validation_errors_are_never_retried(
     result = send_notification.apply(args=({"recipient": "", "body": "hi"},))
     assert result.failed()
     assert isinstance(result.result, TaskInputError)
-    assert str(result.result) == "invalid input for send_notification: recipient: " + (
-        "String should have at least 1 character"
-    )
+    reason = "recipient: String should have at least 1 character"
+    assert str(result.result) == f"invalid input for send_notification: {reason}"
     assert gateway.calls == 0
 
 

@@ -40,7 +40,7 @@ def create_api(settings: Settings, celery: ProjectCelery | None = None) -> FastA
 
 
 async def validation_error_response(
-    request: Request, error: RequestValidationError
+    _request: Request, error: RequestValidationError
 ) -> JSONResponse:
     """422 naming each field's location, message and type.
 

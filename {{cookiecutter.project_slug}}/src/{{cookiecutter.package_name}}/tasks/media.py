@@ -56,7 +56,7 @@ def render_into(request: ThumbnailRequest, folder: Path) -> Thumbnail:
             digest = render_pixels(request)
             file.write(digest)
         final = folder / f"{request.source_id}-{request.width}x{request.height}.thumb"
-        os.replace(partial, final)
+        Path(partial).replace(final)
     except SoftTimeLimitExceeded:
         logger.warning("time limit reached, removing partial output %s", partial)
         Path(partial).unlink(missing_ok=True)

@@ -1,0 +1,56 @@
+"""``worker --reload`` for real: a changed file under the package restarts the worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import {{ cookiecutter.package_name }}
+
+pytestmark = pytest.mark.integration
+
+READY = "ready."
+PROFILE = Path({{ cookiecutter.package_name }}.__file__).parent / "config" / "local.toml"
+
+
+def wait_for(log: Path, text: str, count: int, timeout: float = 60) -> None:
+    """Wait until ``text`` occurs ``count`` times in the log, or fail showing it."""
+    deadline = time.monotonic() + timeout
+    while log.read_text().count(text) < count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{text!r} not seen {count} times in {timeout}s:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+def test_a_changed_file_restarts_the_worker(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "worker", "--reload"]
+    environment = {**os.environ, "APP_ENV": "local"}
+    with log.open("wb") as sink:
+        worker = subprocess.Popen(  # noqa: S603 - our own command line
+            command,
+            cwd=tmp_path,
+            env=environment,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # so the whole process group can be stopped
+        )
+    try:
+        wait_for(log, READY, 1)
+        PROFILE.write_bytes(PROFILE.read_bytes())  # a save that changes nothing
+        wait_for(log, "detected", 1)  # watchfiles: "1 change detected"
+        wait_for(log, READY, 2)
+        assert "SIGKILL" not in log.read_text()  # the first worker shut down warm
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
