@@ -25,6 +25,7 @@ DEPENDENCY_MODULES = frozenset(
         "black",
         "celery",
         "click",
+        "dotenv",
         "fastapi",
         "httpx",
         "hypothesis",
