@@ -25,6 +25,7 @@ DEPENDENCY_MODULES = frozenset(
         "black",
         "celery",
         "click",
+        "dotenv",
         "fastapi",
         "httpx",
         "hypothesis",
@@ -51,6 +52,17 @@ DEPENDENCY_MODULES = frozenset(
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 VERSION_PATTERN = re.compile(r"^\d+(\.\d+){1,2}((a|b|rc)\d+)?(\.dev\d+)?$")
+
+# .env.example's variables without the settings prefix (<PACKAGE>_): the profile and
+# compose.yaml's. The project reads every <PACKAGE>_* name in .env as a setting, so a
+# package name whose prefix starts one of these would turn it into an unknown setting.
+UNPREFIXED_VARIABLES = (
+    "APP_ENV",
+    "API_KEY",
+    "RABBITMQ_PASSWORD",
+    "RABBITMQ_USER",
+    "REDIS_PASSWORD",
+)
 
 
 def problem(option: str, value: str, rule: str, example: str) -> str:
@@ -86,6 +98,11 @@ def check_package_name(name: str) -> list[str]:
         return [problem("package_name", name, rule, example)]
     if name in DEPENDENCY_MODULES:
         rule = "would shadow a module the generated project depends on"
+        return [problem("package_name", name, rule, example)]
+    prefix = f"{name.upper()}_"
+    clashes = [variable for variable in UNPREFIXED_VARIABLES if variable.startswith(prefix)]
+    if clashes:
+        rule = f"its settings prefix {prefix} would claim {clashes[0]} of .env.example"
         return [problem("package_name", name, rule, example)]
     return []
 

@@ -10,6 +10,7 @@ from types import ModuleType
 
 import pytest
 
+from ..conftest import Project
 from ..matrix import TEMPLATE
 
 
@@ -43,6 +44,8 @@ REJECTIONS = [
     pytest.param("package_name", "celery", "module the generated project", id="package-celery"),
     pytest.param("package_name", "redis", "module the generated project", id="package-redis"),
     pytest.param("package_name", "tests", "module the generated project", id="package-tests"),
+    pytest.param("package_name", "app", "would claim APP_ENV", id="package-app-env"),
+    pytest.param("package_name", "rabbitmq", "would claim RABBITMQ_", id="package-rabbitmq"),
     pytest.param("author_email", "jane.example.com", "not an e-mail", id="email-no-at"),
     pytest.param("version", "one", "release version", id="version-words"),
     pytest.param("python_version", "3.9", "must be one of 3.11, 3.12, 3.13", id="python-old"),
@@ -89,3 +92,14 @@ def test_cookiecutter_stops_with_the_message_and_leaves_nothing(
     assert f"ERROR: {expected}" in result.stderr
     assert "Traceback" not in result.stderr
     assert list(output.iterdir()) == []
+
+
+def test_every_unprefixed_env_example_variable_is_guarded(rendered: Project) -> None:
+    text = (rendered.path / ".env.example").read_text()
+    names = {
+        line.split("=", 1)[0]
+        for line in text.splitlines()
+        if line and not line.startswith("#") and not line.startswith(f"{rendered.package.upper()}_")
+    }
+    assert names
+    assert names <= set(pre_gen.UNPREFIXED_VARIABLES)

@@ -221,7 +221,8 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
 def _result_backend(settings: Settings) -> str:
     if settings.results.url == "file://":
         return f"file://{(settings.data_dir / 'results').resolve()}"
-    return _secret_url(settings.results.url, None, settings.results.password)
+    results = settings.results
+    return _secret_url(results.url, results.username, results.password)
 
 
 def _create_local_folders(settings: Settings) -> None:

@@ -39,12 +39,19 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def config_failure(error: ConfigError) -> typer.Exit:
+    """Print one error line per configuration problem and return the exit to raise."""
+    for problem in str(error).splitlines():
+        typer.echo(f"error: {problem}", err=True)
+    return typer.Exit(2)
+
+
 def settings_for(profile: str | None) -> Settings:
     """Load settings or exit with the configuration problem."""
     try:
         return load_settings(profile)
     except ConfigError as error:
-        raise fail(str(error)) from None
+        raise config_failure(error) from None
 
 
 def app_for(profile: str | None) -> ProjectCelery:
@@ -54,7 +61,7 @@ def app_for(profile: str | None) -> ProjectCelery:
     try:
         return create_app(settings)
     except ConfigError as error:
-        raise fail(str(error)) from None
+        raise config_failure(error) from None
 
 
 def find_task(celery: ProjectCelery, name: str) -> TypedTask[Any, Any]:

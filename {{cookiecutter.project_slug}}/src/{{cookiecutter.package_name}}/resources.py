@@ -135,6 +135,7 @@ def results_redis(settings: Settings, timeout: float | None = None) -> redis.Red
     tls = settings.results.tls_options() if settings.results.uses_tls else {}
     return redis.Redis.from_url(
         settings.results.url,
+        username=settings.results.username,
         password=password.get_secret_value() if password else None,
         socket_timeout=timeout or settings.broker.connection_timeout,
         **tls,

@@ -2,31 +2,44 @@
 
 Layers, lowest to highest: code defaults < ``config/<profile>.toml`` < ``.env`` <
 environment variables. pydantic-settings merges the layers; it does not record
-which layer won, so ``explain`` asks each layer again (pydantic-settings has no
-provenance API).
+which layer won, so ``explain`` and the error messages ask each layer again
+(pydantic-settings has no provenance API).
+
+The profile is chosen once, before any layer is read: by ``--profile``, else
+``APP_ENV`` from the environment, else ``APP_ENV`` from ``.env``, else ``local``. No
+layer can change it afterwards, so the production checks cannot be switched off.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import SecretStr
+from dotenv import dotenv_values
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import DotEnvSettingsSource, EnvSettingsSource
+from pydantic_settings.exceptions import SettingsError
 
-from .settings import Profile, Settings
+from .settings import ProductionValuesError, Profile, Settings, environment_variable
 
 PROFILE_VARIABLE = "APP_ENV"
 MASK = "**********"
+ENVIRONMENT = "environment"
+DOTENV = ".env"
+DEFAULT = "default"
+
+# (layer name, flattened values), highest layer first.
+Layers = list[tuple[str, dict[str, Any]]]
 
 
 class ConfigError(Exception):
-    """The configuration cannot be loaded; the message says what to fix."""
+    """The configuration cannot be loaded; one line per problem says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -38,16 +51,15 @@ class SettingValue:
     source: str
 
 
-def active_profile(explicit: str | None = None) -> Profile:
-    """The profile named explicitly, else by APP_ENV, else ``local``."""
-    name = explicit or os.environ.get(PROFILE_VARIABLE) or Profile.LOCAL.value
+def active_profile(explicit: str | None = None, env_file: Path | None = Path(".env")) -> Profile:
+    """The profile named by ``--profile``, else by APP_ENV (environment, then .env), else local."""
+    name, origin = _profile_name(explicit, env_file)
     try:
         return Profile(name)
     except ValueError:
         choices = ", ".join(p.value for p in Profile)
         raise ConfigError(
-            f"unknown profile {name!r} (from {PROFILE_VARIABLE} or --profile); "
-            f"choose one of: {choices}"
+            f"profile ({origin}): {name!r} is not a profile; use one of {choices}"
         ) from None
 
 
@@ -67,29 +79,141 @@ def read_profile(profile: Profile) -> dict[str, Any]:
 
 def load_settings(profile: str | None = None, env_file: Path | None = Path(".env")) -> Settings:
     """Build validated settings for a profile; raise ConfigError naming every problem."""
-    chosen = active_profile(profile)
-    values = {**read_profile(chosen), "profile": chosen}
+    chosen = active_profile(profile, env_file)
+    layers = _layers(chosen, env_file)
+    problems = [
+        _line("profile", source, "chosen only by --profile or APP_ENV; remove it here")
+        for source, values in layers
+        if "profile" in values
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems))
     try:
-        return Settings(_env_file=env_file, **values)
-    except ValueError as error:  # pydantic's ValidationError is a ValueError
-        raise ConfigError(f"invalid configuration for profile {chosen.value!r}:\n{error}") from None
+        return Settings(_env_file=env_file, **read_profile(chosen), profile=chosen)
+    except ValidationError as error:
+        raise ConfigError("\n".join(_describe(error, layers))) from None
 
 
 def explain(settings: Settings, env_file: Path | None = Path(".env")) -> list[SettingValue]:
     """Every effective value, secrets masked, with the layer it came from."""
-    layers: list[tuple[str, dict[str, Any]]] = [
-        ("environment", EnvSettingsSource(Settings)()),
-        (".env", DotEnvSettingsSource(Settings, env_file=env_file)() if env_file else {}),
-        (profile_file(settings.profile), read_profile(settings.profile)),
-    ]
-    flat_layers = [(name, dict(_flatten(values))) for name, values in layers]
+    layers = _layers(settings.profile, env_file)
     rows = []
     for key, value in _flatten(settings.model_dump()):
-        source = next((name for name, flat in flat_layers if key in flat), "default")
-        if key == "profile":
-            source = f"{PROFILE_VARIABLE} or --profile"
+        source = f"{PROFILE_VARIABLE} or --profile" if key == "profile" else _source(key, layers)
         rows.append(SettingValue(key, _display(value), source))
     return rows
+
+
+def _profile_name(explicit: str | None, env_file: Path | None) -> tuple[str, str]:
+    """The profile's name and where it was named, for messages."""
+    if explicit:
+        return explicit, "--profile"
+    if os.environ.get(PROFILE_VARIABLE):
+        return os.environ[PROFILE_VARIABLE], f"{PROFILE_VARIABLE}, from {ENVIRONMENT}"
+    if env_file is not None and env_file.is_file():
+        named = dotenv_values(env_file).get(PROFILE_VARIABLE)
+        if named:
+            return named, f"{PROFILE_VARIABLE}, from {DOTENV}"
+    return Profile.LOCAL.value, DEFAULT
+
+
+def _layers(profile: Profile, env_file: Path | None) -> Layers:
+    """Each layer's own values, flattened to dotted keys, highest layer first."""
+    sources: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        (ENVIRONMENT, EnvSettingsSource(Settings)),
+        (DOTENV, DotEnvSettingsSource(Settings, env_file=env_file) if env_file else dict),
+    ]
+    layers: Layers = []
+    problems = []
+    for name, read in sources:
+        try:
+            values = read()
+        except SettingsError as error:  # a list or object value that is not valid JSON
+            # pydantic-settings names the field only in its message.
+            field = re.search(r'field "([^"]+)"', str(error))
+            problems.append(
+                _line(
+                    field.group(1) if field else "settings",
+                    name,
+                    f"a value is not valid JSON ({error.__cause__}); "
+                    'write lists and objects as JSON, e.g. ["default", "cpu"]',
+                )
+            )
+            continue
+        # An unknown .env variable keeps its "__" (logg__level): spell it as a key.
+        layers.append((name, {k.replace("__", "."): v for k, v in _flatten(values)}))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    layers.append((profile_file(profile), dict(_flatten(read_profile(profile)))))
+    return layers
+
+
+def _describe(error: ValidationError, layers: Layers) -> list[str]:
+    """One line per validation error: key, variable, source layer, what is wrong."""
+    lines = []
+    for item in error.errors():
+        cause = item.get("ctx", {}).get("error")
+        if isinstance(cause, ProductionValuesError):
+            lines += [_line(p.key, _source(p.key, layers), p.message) for p in cause.problems]
+            continue
+        parts = [str(part) for part in item["loc"] if isinstance(part, str)]
+        key = ".".join(parts).replace("__", ".") or "settings"
+        lines.append(_line(key, _source(key, layers), _what(item, key)))
+    return lines
+
+
+def _line(key: str, source: str, message: str) -> str:
+    """``key (VARIABLE, from source): message``; a section's variable ends in ``__*``."""
+    variable = environment_variable(key)
+    if _is_section(_annotation(key)):
+        variable += "__*"
+    where = source if source == DEFAULT else f"from {source}"
+    return f"{key} ({variable}, {where}): {message}"
+
+
+def _what(item: Any, key: str) -> str:
+    """What is wrong, in words, with the offending value unless it is secret."""
+    if item["type"] == "extra_forbidden":
+        return "not a setting; check the spelling against the README's settings table"
+    message: str = item["msg"].removeprefix("Value error, ")
+    if item["type"] in ("value_error", "log_level"):
+        return message  # our own validators' messages already name the value
+    message = message[0].lower() + message[1:]
+    indexes = [part for part in item["loc"] if isinstance(part, int)]
+    if indexes:
+        message = f"item {indexes[0]}: {message}"
+    value = item.get("input")
+    if not _is_secret(_annotation(key)) and isinstance(value, str | int | float | bool):
+        message += f" (got {value!r})"
+    return message
+
+
+def _source(key: str, layers: Layers) -> str:
+    """The highest layer that sets ``key`` (or, for a section, any key in it)."""
+    for name, values in layers:
+        if key in values or any(found.startswith(f"{key}.") for found in values):
+            return name
+    return DEFAULT
+
+
+def _annotation(key: str) -> Any:
+    """The type annotation of a dotted key, or None for an unknown key."""
+    model: Any = Settings
+    annotation: Any = None
+    for part in key.split("."):
+        fields = getattr(model, "model_fields", None)
+        if not isinstance(fields, dict) or part not in fields:
+            return None
+        model = annotation = fields[part].annotation
+    return annotation
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
 def _display(value: Any) -> Any:

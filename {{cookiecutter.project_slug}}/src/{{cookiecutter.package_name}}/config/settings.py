@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,9 +29,19 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 DEFAULT_CREDENTIALS = frozenset({"guest"})
 REDIS_SCHEMES = frozenset({"redis", "rediss"})
 AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+# The only encrypted schemes: TLS options are applied to these alone (celery_app.py).
+# Every other scheme kombu or Celery accepts is plaintext here: redis, amqp, pyamqp,
+# librabbitmq, sentinel, redis+socket, ... so production checks "not TLS", not a list.
 TLS_SCHEMES = frozenset({"rediss", "amqps"})
-PLAINTEXT_SCHEMES = frozenset({"redis", "amqp"})
+TLS_COUNTERPARTS = {
+    "redis": "rediss://",
+    "amqp": "amqps://",
+    "pyamqp": "amqps://",
+    "librabbitmq": "amqps://",
+}
 DEVELOPMENT_SCHEMES = frozenset({"filesystem", "file", "memory"})
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 Seconds = Annotated[float, Field(gt=0)]
 
@@ -45,6 +64,8 @@ class ServiceSettings(Section):
     """A service reached by URL; its password is kept out of the URL."""
 
     url: str
+    # Credentials stay out of the URL; celery_app.py inserts them (Redis ACL user too).
+    username: str | None = None
     password: SecretStr | None = None
     # TLS is on for rediss:// and amqps:// URLs; these name PEM files when needed.
     tls_ca_file: Path | None = None
@@ -52,6 +73,17 @@ class ServiceSettings(Section):
     tls_key_file: Path | None = None
     # The production profile refuses unencrypted URLs unless the network is private.
     allow_plaintext: bool = False
+
+    @model_validator(mode="after")
+    def _credentials_in_one_place(self) -> Self:
+        # Both at once would give a malformed URL (user:secret@user@host).
+        parts = urlsplit(self.url)
+        if (parts.username or parts.password) and (self.username or self.password):
+            raise ValueError(
+                "url holds credentials and username/password are set too; "
+                "keep them in username and password only"
+            )
+        return self
 
     @property
     def scheme(self) -> str:
@@ -90,7 +122,6 @@ class BrokerSettings(ServiceSettings):
     """Where tasks are queued."""
 
     url: str = "{{ cookiecutter.__broker_url }}"
-    username: str | None = None
     # Redis only: an unacknowledged task is redelivered after this long, so it must
     # outlast the longest hard time limit or long tasks run twice.
     visibility_timeout: Seconds = 3600
@@ -114,8 +145,8 @@ class TimeLimits(Section):
     def _soft_limit_first(self) -> Self:
         if self.soft_time_limit >= self.time_limit:
             raise ValueError(
-                "soft_time_limit must be lower than time_limit, "
-                "so a task can clean up before it is killed"
+                f"soft_time_limit ({self.soft_time_limit:g}) must be lower than "
+                f"time_limit ({self.time_limit:g}), so a task can clean up before it is killed"
             )
         return self
 
@@ -141,10 +172,21 @@ class WorkerSettings(Section):
     soft_shutdown_timeout: Annotated[float, Field(ge=0)] = 30
 
 
+def _log_level(value: object) -> object:
+    """Any case of a level name; anything else is refused naming the choices."""
+    if isinstance(value, str) and value.upper() in LOG_LEVELS:
+        return value.upper()
+    raise PydanticCustomError(
+        "log_level",
+        "{value} is not a log level; use one of {choices}",
+        {"value": repr(value), "choices": ", ".join(LOG_LEVELS)},
+    )
+
+
 class LogSettings(Section):
     """Log level and shape."""
 
-    level: str = "INFO"
+    level: Annotated[LogLevel, BeforeValidator(_log_level)] = "INFO"
     json_format: bool = False
 {% if cookiecutter.include_api %}
 
@@ -168,6 +210,9 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         env_file=".env",
+        # Only prefixed .env variables are settings: compose's REDIS_PASSWORD, APP_ENV
+        # and the like share the file. A prefixed typo is still an unknown key, an error.
+        dotenv_filtering="match_prefix",
         extra="forbid",
         frozen=True,
     )
@@ -198,14 +243,28 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_ready(self) -> Self:
+        # Here, not in the loader, so no way of building settings skips the checks.
         if self.profile is Profile.PRODUCTION:
             problems = production_problems(self)
             if problems:
-                raise ValueError(
-                    "the production profile refuses development values:\n  - "
-                    + "\n  - ".join(problems)
-                )
+                raise ProductionValuesError(problems)
         return self
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a setting: its dotted key and what to do."""
+
+    key: str
+    message: str
+
+
+class ProductionValuesError(ValueError):
+    """The production profile found development values; ``problems`` lists each."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{p.key}: {p.message}" for p in problems))
+        self.problems = problems
 
 
 def environment_variable(key: str) -> str:
@@ -213,37 +272,44 @@ def environment_variable(key: str) -> str:
     return ENV_PREFIX + key.replace(".", "__").upper()
 
 
-def production_problems(settings: Settings) -> list[str]:
+def production_problems(settings: Settings) -> list[Problem]:
     """Every reason these settings are unsafe for production, all at once."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     services: tuple[tuple[str, ServiceSettings], ...] = (
         ("broker", settings.broker),
         ("results", settings.results),
     )
     for name, service in services:
         parts = urlsplit(service.url)
-        variable = f"{ENV_PREFIX}{name.upper()}__"
-        if service.scheme in DEVELOPMENT_SCHEMES:
-            problems.append(f"{name}.url uses the development transport {service.scheme}://")
-        if service.scheme in PLAINTEXT_SCHEMES and not service.allow_plaintext:
+        scheme = service.scheme
+        url, password = f"{name}.url", f"{name}.password"
+        if scheme in DEVELOPMENT_SCHEMES:
+            problems.append(Problem(url, f"{scheme}:// is a development transport"))
+        elif scheme not in TLS_SCHEMES and not service.allow_plaintext:
+            tls = TLS_COUNTERPARTS.get(scheme, "rediss:// or amqps://")
             problems.append(
-                f"{name}.url is not encrypted; use {service.scheme}s:// or, on a private "
-                f"network, set {variable}ALLOW_PLAINTEXT=true"
+                Problem(
+                    url,
+                    f"{scheme}:// is not encrypted; use {tls} or, on a private network, "
+                    f"set {environment_variable(f'{name}.allow_plaintext')}=true",
+                )
             )
         if parts.hostname in LOCAL_HOSTS:
-            problems.append(
-                f"{name}.url points at {parts.hostname}; set {variable}URL to the real host"
-            )
+            problems.append(Problem(url, f"points at {parts.hostname}; name the real host"))
         if parts.password is not None:
-            problems.append(f"{name}.url embeds a password; move it to {variable}PASSWORD")
+            problems.append(
+                Problem(url, f"embeds a password; move it to {environment_variable(password)}")
+            )
         if service.password is None:
-            problems.append(f"{name}.password is missing; set {variable}PASSWORD")
+            problems.append(Problem(password, "missing; production needs one"))
         elif service.password.get_secret_value() in DEFAULT_CREDENTIALS:
-            problems.append(f"{name}.password is a well-known default")
-    if settings.broker.username in DEFAULT_CREDENTIALS:
-        problems.append("broker.username is the default 'guest' account")
+            problems.append(Problem(password, "a well-known default; set a real one"))
+        if service.username in DEFAULT_CREDENTIALS:
+            problems.append(
+                Problem(f"{name}.username", "the default 'guest' account; use the app's own user")
+            )
 {%- if cookiecutter.include_api %}
     if settings.api.api_key is None:
-        problems.append(f"api.api_key is missing; set {ENV_PREFIX}API__API_KEY")
+        problems.append(Problem("api.api_key", "missing; production needs one"))
 {%- endif %}
     return problems
