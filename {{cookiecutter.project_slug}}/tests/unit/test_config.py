@@ -74,10 +74,14 @@ def test_unknown_key_in_dotenv_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings("local", env_file=env_file)
     assert str(caught.value).splitlines() == [
-        f"worker.concurency ({ENV_PREFIX}WORKER__CONCURENCY, from .env): "
-        "not a setting; check the spelling against the README's settings table",
-        f"workers.queues ({ENV_PREFIX}WORKERS__QUEUES, from .env): "
-        "not a setting; check the spelling against the README's settings table",
+        (
+            f"worker.concurency ({ENV_PREFIX}WORKER__CONCURENCY, from .env): "
+            "not a setting; check the spelling against the README's settings table"
+        ),
+        (
+            f"workers.queues ({ENV_PREFIX}WORKERS__QUEUES, from .env): "
+            "not a setting; check the spelling against the README's settings table"
+        ),
     ]
 
 
@@ -133,12 +137,18 @@ def test_production_rejects_localhost_and_default_credentials(
     broker_url = f"broker.url ({ENV_PREFIX}BROKER__URL, from environment): "
     for expected in (
         broker_url + "points at localhost; name the real host",
-        f"broker.password ({ENV_PREFIX}BROKER__PASSWORD, from environment): "
-        "a well-known default; set a real one",
-        f"broker.username ({ENV_PREFIX}BROKER__USERNAME, from environment): "
-        "the default 'guest' account; use the app's own user",
-        f"results.url ({ENV_PREFIX}RESULTS__URL, from environment): "
-        "file:// is a development transport",
+        (
+            f"broker.password ({ENV_PREFIX}BROKER__PASSWORD, from environment): "
+            "a well-known default; set a real one"
+        ),
+        (
+            f"broker.username ({ENV_PREFIX}BROKER__USERNAME, from environment): "
+            "the default 'guest' account; use the app's own user"
+        ),
+        (
+            f"results.url ({ENV_PREFIX}RESULTS__URL, from environment): "
+            "file:// is a development transport"
+        ),
         broker_url + "amqp:// is not encrypted; use amqps:// or, on a private network, "
         f"set {ENV_PREFIX}BROKER__ALLOW_PLAINTEXT=true",
     ):
@@ -278,12 +288,18 @@ def test_type_errors_name_key_variable_layer_and_value(monkeypatch: pytest.Monke
     with pytest.raises(ConfigError) as caught:
         load_settings("local", env_file=None)
     assert str(caught.value).splitlines() == [
-        f"worker.queues ({ENV_PREFIX}WORKER__QUEUES, from environment): "
-        "item 1: input should be a valid string (got 7)",
-        f"worker.concurrency ({ENV_PREFIX}WORKER__CONCURRENCY, from environment): "
-        "input should be a valid integer, unable to parse string as an integer (got 'zero')",
-        f"log.json_format ({ENV_PREFIX}LOG__JSON_FORMAT, from config/local.toml): "
-        "input should be a valid boolean, unable to interpret input (got 'maybe')",
+        (
+            f"worker.queues ({ENV_PREFIX}WORKER__QUEUES, from environment): "
+            "item 1: input should be a valid string (got 7)"
+        ),
+        (
+            f"worker.concurrency ({ENV_PREFIX}WORKER__CONCURRENCY, from environment): "
+            "input should be a valid integer, unable to parse string as an integer (got 'zero')"
+        ),
+        (
+            f"log.json_format ({ENV_PREFIX}LOG__JSON_FORMAT, from config/local.toml): "
+            "input should be a valid boolean, unable to interpret input (got 'maybe')"
+        ),
     ]
 
 
