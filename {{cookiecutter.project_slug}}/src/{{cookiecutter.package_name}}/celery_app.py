@@ -197,6 +197,8 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
             "data_folder_out": folder,
             "processed_folder": str(settings.data_dir / "broker-processed"),
             "store_processed": False,
+            # Queue bindings; kombu's default is a "control" folder in the working directory.
+            "control_folder": str(settings.data_dir / "broker-control"),
         }
     if settings.broker.is_redis:
         timeout = settings.broker.visibility_timeout
@@ -228,7 +230,9 @@ def _create_local_folders(settings: Settings) -> None:
     """The embedded broker and file results need their folders before Celery starts."""
     folders = []
     if settings.broker.scheme == "filesystem":
-        folders += [settings.data_dir / "broker", settings.data_dir / "broker-processed"]
+        folders += [
+            settings.data_dir / name for name in ("broker", "broker-processed", "broker-control")
+        ]
     if settings.results.url == "file://":
         folders.append(settings.data_dir / "results")
     for folder in folders:

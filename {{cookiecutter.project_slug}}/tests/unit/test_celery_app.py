@@ -27,6 +27,7 @@ from {{ cookiecutter.package_name }}.config.settings import (
     ResultSettings,
 )
 from {{ cookiecutter.package_name }}.tasks.data import (
+    ProcessDataInput,
     process_data,
 )
 from {{ cookiecutter.package_name }}.tasks.media import (
@@ -61,8 +62,17 @@ def test_local_profile_uses_folders_under_data_dir(local_settings: Settings) -> 
     assert config["result_backend"].startswith("file:///")
     assert not local_settings.data_dir.exists()  # building the configuration writes nothing
     create_app(local_settings)
-    for folder in ("broker", "broker-processed", "results"):
+    for folder in ("broker", "broker-processed", "broker-control", "results"):
         assert (local_settings.data_dir / folder).is_dir()
+
+
+def test_the_embedded_broker_writes_only_under_data_dir(local_app: ProjectCelery) -> None:
+    process_data.delay(ProcessDataInput(value=1, label="a"))  # binds the task queues
+    local_app.control.broadcast("ping", reply=False)  # the workers' fanout exchange
+    data_dir = local_app.settings.data_dir
+    written = [path for path in Path.cwd().rglob("*") if path.is_file()]
+    assert written
+    assert [path for path in written if not path.is_relative_to(data_dir)] == []
 
 
 def test_credentials_are_inserted_and_quoted(local_settings: Settings) -> None:
