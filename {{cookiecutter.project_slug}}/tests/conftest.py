@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from celery import Celery
+from celery.signals import import_modules
 
 from {{ cookiecutter.package_name }}.celery_app import (
     ProjectCelery,
@@ -61,6 +64,30 @@ def restore_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+RegisterTasks = Callable[[Callable[[Celery], object]], None]
+
+
+@pytest.fixture
+def at_start_up() -> Iterator[RegisterTasks]:
+    """Run ``register(app)`` in every create_app of this test, where task modules load.
+
+    Tasks added this way exist before create_app checks them, and only in this test:
+    ``shared_task`` would add them to every later app too.
+    """
+    receivers: list[Callable[..., None]] = []
+
+    def add(register: Callable[[Celery], object]) -> None:
+        def receiver(sender: Celery, **_: Any) -> None:
+            register(sender)
+
+        import_modules.connect(receiver, weak=False)
+        receivers.append(receiver)
+
+    yield add
+    for receiver in receivers:
+        import_modules.disconnect(receiver)
 
 
 @pytest.fixture
