@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from celery import Celery
@@ -27,6 +27,10 @@ from {{ cookiecutter.package_name }}.resources import (
     DirectoryLedger,
     ResourceProvider,
     Resources,
+)
+from {{ cookiecutter.package_name }}.tasks.typed import (
+    TaskModel,
+    TypedTask,
 )
 
 
@@ -88,6 +92,38 @@ def at_start_up() -> Iterator[RegisterTasks]:
     yield add
     for receiver in receivers:
         import_modules.disconnect(receiver)
+
+
+class Echo(TaskModel):
+    """Input and output of the test tasks below."""
+
+    value: int
+
+
+def echo(payload: Echo) -> Echo:
+    """A typed task body that returns its input."""
+    return payload
+
+
+@pytest.fixture
+def same_short_name(at_start_up: RegisterTasks) -> tuple[str, str]:
+    """Two typed tasks called ``echo`` in two modules, on every app of the test."""
+    names = ("extra.one.echo", "extra.two.echo")
+
+    def register(app: Celery) -> None:
+        for name in names:
+            # cast: the stubs have no overload for Celery's pydantic options.
+            cast(Any, app.task)(
+                name=name,
+                shared=False,
+                base=TypedTask,
+                pydantic=True,
+                input_model=Echo,
+                output_model=Echo,
+            )(echo)
+
+    at_start_up(register)
+    return names
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from . import observability
 from .config import ConfigError, Settings
 from .config.settings import TaskSettings, TimeLimits
 from .resources import ResourceProvider, Resources
+from .tasks.typed import typed_tasks
 
 DEFAULT_QUEUE = "default"
 CPU_QUEUE = "cpu"
@@ -59,6 +60,7 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     # Import the task modules now so per-task limits are known and checked at start-up.
     app.loader.import_default_modules()
     app.finalize()
+    typed_tasks(app)  # refuses two typed tasks that callers would know by one name
     _check_time_limits(app)
     if settings.broker.is_redis:
         _check_visibility_timeout(app)

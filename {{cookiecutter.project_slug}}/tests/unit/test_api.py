@@ -247,6 +247,13 @@ def test_production_refuses_to_start_without_an_api_key(monkeypatch: pytest.Monk
         load_settings("production", env_file=None)
 
 
+def test_two_tasks_with_one_short_name_stop_the_api_starting(
+    local_settings: Settings, same_short_name: tuple[str, str]
+) -> None:
+    with pytest.raises(ConfigError, match=r"extra\.one\.echo and extra\.two\.echo"):
+        create_api(local_settings)
+
+
 def test_an_unreachable_broker_is_503_not_500(local_settings: Settings) -> None:
     down = BrokerSettings(url="redis://127.0.0.1:1/0", connection_timeout=0.2)
     unreachable = local_settings.model_copy(update={"broker": down})

@@ -7,6 +7,11 @@ from celery.result import AsyncResult
 
 from {{ cookiecutter.package_name }}.celery_app import (
     ProjectCelery,
+    create_app,
+)
+from {{ cookiecutter.package_name }}.config import (
+    ConfigError,
+    Settings,
 )
 from {{ cookiecutter.package_name }}.tasks.data import (
     ProcessDataInput,
@@ -66,6 +71,14 @@ def test_registry_lists_every_typed_task(local_app: ProjectCelery) -> None:
     } <= set(registry)
     assert registry["process_data"].input_model is ProcessDataInput
     assert registry["process_data"].output_model is ProcessDataOutput
+
+
+def test_two_typed_tasks_with_one_short_name_are_refused(
+    local_settings: Settings, same_short_name: tuple[str, str]
+) -> None:
+    first, second = same_short_name
+    with pytest.raises(ConfigError, match=f"typed tasks {first} and {second} are both 'echo'"):
+        create_app(local_settings)
 
 
 def test_direct_call_returns_the_model(local_app: ProjectCelery) -> None:

@@ -22,6 +22,8 @@ from celery.canvas import Signature
 from celery.result import AsyncResult
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..config import ConfigError
+
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)
 
@@ -168,5 +170,20 @@ def short_name(task: Task[Any, Any]) -> str:
 
 
 def typed_tasks(app: Celery) -> dict[str, TypedTask[Any, Any]]:
-    """Every typed task the app knows, by short name (the registry the CLI uses)."""
-    return {short_name(task): task for task in app.tasks.values() if isinstance(task, TypedTask)}
+    """Every typed task the app knows, by short name (the registry the CLI and API use).
+
+    ConfigError if two share a short name: callers could reach only one of them.
+    """
+    registry: dict[str, TypedTask[Any, Any]] = {}
+    for task in app.tasks.values():
+        if not isinstance(task, TypedTask):
+            continue
+        name = short_name(task)
+        if name in registry:
+            first, second = sorted((registry[name].name, task.name))
+            raise ConfigError(
+                f"typed tasks {first} and {second} are both {name!r} to the CLI and API; "
+                "rename one of the functions"
+            )
+        registry[name] = task
+    return registry
