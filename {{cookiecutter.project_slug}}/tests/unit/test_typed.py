@@ -93,6 +93,18 @@ def test_results_come_back_as_models(local_app: ProjectCelery) -> None:
     assert result.get(timeout=1) == ProcessDataOutput(message="Processed: 1 - a")
 
 
+def test_a_failure_without_propagate_comes_back_as_the_exception(
+    local_app: ProjectCelery,
+) -> None:
+    local_app.backend.mark_as_failure("failed-id", ValueError("boom"))
+    result = process_data.AsyncResult("failed-id")
+    error = result.get(timeout=1, propagate=False)
+    assert isinstance(error, ValueError)
+    assert str(error) == "boom"
+    with pytest.raises(ValueError, match="boom"):
+        result.get(timeout=1)
+
+
 def test_signatures_carry_json(local_app: ProjectCelery) -> None:
     signature = process_data.sig(ProcessDataInput(value=1, label="a"))
     assert signature.args == ({"value": 1, "label": "a"},)
