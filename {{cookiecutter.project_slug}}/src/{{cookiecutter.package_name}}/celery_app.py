@@ -52,6 +52,7 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     if settings.broker.is_amqp:
         app.steps["consumer"].add(DeclareDeadLetterQueue)
     observability.connect_signals()
+    observability.hide_task_data(not settings.log.task_data)
     # Current in this thread and the default in every other: a task proxy such as
     # ``process_data.delay`` called from a thread would otherwise publish through
     # Celery's fallback app, to amqp://localhost.
@@ -95,7 +96,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "result_backend": _result_backend(settings),
         "result_expires": settings.results.expires,
-        "result_extended": True,
+        "result_extended": settings.results.extended,
         # JSON only: pickle on the wire lets a producer run code on the worker.
         "task_serializer": "json",
         "result_serializer": "json",
