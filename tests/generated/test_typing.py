@@ -1,4 +1,7 @@
-"""mypy --strict catches a typed task called with the wrong argument type."""
+"""mypy --strict catches a typed task called with the wrong argument type.
+
+It also keeps ``get(propagate=False)`` honest: that call may return the exception.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ good: ProcessDataOutput = process_data.delay(ProcessDataInput(value=1, label="a"
 from_dict = process_data.delay({{"value": 1, "label": "a"}})
 from_int = process_data.delay(42)
 wrong_output: int = process_data.delay(ProcessDataInput(value=1, label="a")).get()
+stored: ProcessDataOutput = process_data.AsyncResult("id").get()
+or_error: ProcessDataOutput = process_data.AsyncResult("id").get(propagate=False)
 """
 
 
@@ -24,6 +29,7 @@ def test_mypy_rejects_wrong_calls_and_accepts_right_ones(
     result = installed.run("uv", "run", "--frozen", "mypy", str(probe), check=False)
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert result.returncode == 1
-    assert [line.split(":")[1] for line in errors] == ["5", "6", "7"], result.stdout
+    assert [line.split(":")[1] for line in errors] == ["5", "6", "7", "9"], result.stdout
     assert all('"ProcessDataInput"' in line for line in errors[:2])
     assert '"ProcessDataOutput"' in errors[2]
+    assert '"ProcessDataOutput | BaseException"' in errors[3]

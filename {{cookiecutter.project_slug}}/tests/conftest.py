@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from celery import Celery
+from celery.signals import import_modules
 
 from {{ cookiecutter.package_name }}.celery_app import (
     ProjectCelery,
@@ -24,6 +27,10 @@ from {{ cookiecutter.package_name }}.resources import (
     DirectoryLedger,
     ResourceProvider,
     Resources,
+)
+from {{ cookiecutter.package_name }}.tasks.typed import (
+    TaskModel,
+    TypedTask,
 )
 
 
@@ -61,6 +68,62 @@ def restore_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+RegisterTasks = Callable[[Callable[[Celery], object]], None]
+
+
+@pytest.fixture
+def at_start_up() -> Iterator[RegisterTasks]:
+    """Run ``register(app)`` in every create_app of this test, where task modules load.
+
+    Tasks added this way exist before create_app checks them, and only in this test:
+    ``shared_task`` would add them to every later app too.
+    """
+    receivers: list[Callable[..., None]] = []
+
+    def add(register: Callable[[Celery], object]) -> None:
+        def receiver(sender: Celery, **_: Any) -> None:
+            register(sender)
+
+        import_modules.connect(receiver, weak=False)
+        receivers.append(receiver)
+
+    yield add
+    for receiver in receivers:
+        import_modules.disconnect(receiver)
+
+
+class Echo(TaskModel):
+    """Input and output of the test tasks below."""
+
+    value: int
+
+
+def echo(payload: Echo) -> Echo:
+    """A typed task body that returns its input."""
+    return payload
+
+
+@pytest.fixture
+def same_short_name(at_start_up: RegisterTasks) -> tuple[str, str]:
+    """Two typed tasks called ``echo`` in two modules, on every app of the test."""
+    names = ("extra.one.echo", "extra.two.echo")
+
+    def register(app: Celery) -> None:
+        for name in names:
+            # cast: the stubs have no overload for Celery's pydantic options.
+            cast(Any, app.task)(
+                name=name,
+                shared=False,
+                base=TypedTask,
+                pydantic=True,
+                input_model=Echo,
+                output_model=Echo,
+            )(echo)
+
+    at_start_up(register)
+    return names
 
 
 @pytest.fixture

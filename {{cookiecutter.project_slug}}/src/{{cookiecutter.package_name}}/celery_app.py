@@ -18,8 +18,9 @@ from pydantic import SecretStr
 
 from . import observability
 from .config import ConfigError, Settings
-from .config.settings import TimeLimits
+from .config.settings import TaskSettings, TimeLimits
 from .resources import ResourceProvider, Resources
+from .tasks.typed import typed_tasks
 
 DEFAULT_QUEUE = "default"
 CPU_QUEUE = "cpu"
@@ -51,6 +52,7 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     if settings.broker.is_amqp:
         app.steps["consumer"].add(DeclareDeadLetterQueue)
     observability.connect_signals()
+    observability.hide_task_data(not settings.log.task_data)
     # Current in this thread and the default in every other: a task proxy such as
     # ``process_data.delay`` called from a thread would otherwise publish through
     # Celery's fallback app, to amqp://localhost.
@@ -59,6 +61,8 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     # Import the task modules now so per-task limits are known and checked at start-up.
     app.loader.import_default_modules()
     app.finalize()
+    typed_tasks(app)  # refuses two typed tasks that callers would know by one name
+    _check_time_limits(app)
     if settings.broker.is_redis:
         _check_visibility_timeout(app)
     return app
@@ -92,7 +96,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "result_backend": _result_backend(settings),
         "result_expires": settings.results.expires,
-        "result_extended": True,
+        "result_extended": settings.results.extended,
         # JSON only: pickle on the wire lets a producer run code on the worker.
         "task_serializer": "json",
         "result_serializer": "json",
@@ -111,9 +115,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         # A lost connection means the broker will redeliver: stop the local copy.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "task_soft_time_limit": settings.tasks.soft_time_limit,
-        "task_time_limit": settings.tasks.time_limit,
-        "task_annotations": [CpuTaskLimits(settings.tasks.cpu)],
+        # Time limits reach each task through this annotation, not task_time_limit:
+        # Celery copies task_time_limit onto every task that set none before it applies
+        # annotations, which would then not know which limits a task set itself.
+        "task_annotations": [QueueTimeLimits(settings.tasks)],
         "task_track_started": True,
         "worker_max_tasks_per_child": settings.worker.max_tasks_per_child,
         "worker_max_memory_per_child": settings.worker.max_memory_per_child,
@@ -169,15 +174,21 @@ class DeclareDeadLetterQueue(bootsteps.StartStopStep):
         dead_letter_queue()(parent.connection.default_channel).declare()
 
 
-class CpuTaskLimits:
-    """Celery task annotation: tasks on the cpu queue get ``tasks.cpu`` limits."""
+class QueueTimeLimits:
+    """Celery task annotation: the limits of a task's queue fill in those it did not set.
 
-    def __init__(self, limits: TimeLimits) -> None:
+    Tasks on the cpu queue get ``tasks.cpu``, the others ``tasks``; a limit given on
+    the task itself (``@typed_task(time_limit=300)``) wins.
+    """
+
+    def __init__(self, limits: TaskSettings) -> None:
         self.limits = limits
 
-    def annotate(self, task: Task[Any, Any]) -> dict[str, float] | None:
-        """The limits for ``task``, or None to leave it alone."""
-        return self.limits.model_dump() if fnmatch(task.name, CPU_TASKS) else None
+    def annotate(self, task: Task[Any, Any]) -> dict[str, float]:
+        """The limits ``task`` lacks, from its queue's defaults."""
+        queue: TimeLimits = self.limits.cpu if fnmatch(task.name, CPU_TASKS) else self.limits
+        defaults = {"soft_time_limit": queue.soft_time_limit, "time_limit": queue.time_limit}
+        return {key: value for key, value in defaults.items() if getattr(task, key) is None}
 
 
 def _secret_url(url: str, username: str | None, password: SecretStr | None) -> str:
@@ -197,6 +208,8 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
             "data_folder_out": folder,
             "processed_folder": str(settings.data_dir / "broker-processed"),
             "store_processed": False,
+            # Queue bindings; kombu's default is a "control" folder in the working directory.
+            "control_folder": str(settings.data_dir / "broker-control"),
         }
     if settings.broker.is_redis:
         timeout = settings.broker.visibility_timeout
@@ -229,11 +242,24 @@ def _create_local_folders(settings: Settings) -> None:
     """The embedded broker and file results need their folders before Celery starts."""
     folders = []
     if settings.broker.scheme == "filesystem":
-        folders += [settings.data_dir / "broker", settings.data_dir / "broker-processed"]
+        folders += [
+            settings.data_dir / name for name in ("broker", "broker-processed", "broker-control")
+        ]
     if settings.results.url == "file://":
         folders.append(settings.data_dir / "results")
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
+
+
+def _check_time_limits(app: ProjectCelery) -> None:
+    """Refuse a task whose soft limit would never fire before its hard limit."""
+    for task in app.tasks.values():
+        soft, hard = task.soft_time_limit, task.time_limit
+        if soft is not None and hard is not None and soft >= hard:
+            raise ConfigError(
+                f"{task.name}: soft_time_limit={soft}s must be lower than "
+                f"time_limit={hard}s; set both on the task"
+            )
 
 
 def _check_visibility_timeout(app: ProjectCelery) -> None:

@@ -2,7 +2,9 @@
 
 Records go through the standard ``logging`` module; ``configure_logging`` picks
 JSON lines (production) or readable text (local). Celery's own worker logs the
-traceback of a failed task once; these records carry the numbers, not a second copy.
+traceback of a failed task once; these records carry the numbers, not a second copy,
+and never a task's arguments or result. Celery's own records carry both; unless
+``log.task_data`` is on, ``hide_task_data`` replaces them with a placeholder.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from celery import Task
 from celery.signals import setup_logging, task_postrun, task_prerun, task_retry
+from celery.worker.consumer import consumer
 from pythonjsonlogger.json import JsonFormatter
 
 from .config.settings import LogSettings
@@ -34,6 +38,70 @@ def configure_logging(log: LogSettings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(log.level.upper())
+
+
+# Celery logs task arguments and results, and has no setting to stop it: in the
+# "received", "succeeded" and "failed" lines (as format values, and again in the
+# ``data`` extra, which JSON logs print), in the pool's DEBUG line for each task, and
+# with the body of a message it cannot run.
+TASK_DATA_LOGGERS = (
+    "celery.app.trace",
+    "celery.pool",
+    "celery.worker.consumer.consumer",
+    "celery.worker.strategy",
+)
+TASK_DATA_FIELDS = frozenset({"args", "kwargs", "return_value"})
+# Messages whose positional values hold a message body or headers: the ones to hide.
+_CONSUMER_FORMATS = vars(consumer)  # the celery-types stubs leave these constants out
+HIDDEN_POSITIONS: dict[str, tuple[int, ...]] = {
+    "TaskPool: Apply %s (args:%s kwargs:%s)": (1, 2),
+    _CONSUMER_FORMATS["UNKNOWN_TASK_ERROR"]: (1, 2),
+    _CONSUMER_FORMATS["INVALID_TASK_ERROR"]: (1,),
+    _CONSUMER_FORMATS["UNKNOWN_FORMAT"]: (0,),
+    _CONSUMER_FORMATS["MESSAGE_DECODE_ERROR"]: (3, 4),
+}
+HIDDEN = "<hidden: log.task_data is off>"
+
+
+class TaskDataFilter(logging.Filter):
+    """Put ``HIDDEN`` in place of task arguments and results in Celery's log records.
+
+    A logger filter edits each record before any handler, ours or another, sees it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Edit the record in place; never drop it."""
+        if hasattr(record, "data"):
+            record.data = _without_task_data(record.data)
+        positions = HIDDEN_POSITIONS.get(str(record.msg), ())
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                HIDDEN if index in positions else _without_task_data(value)
+                for index, value in enumerate(record.args)
+            )
+        elif record.args is not None:
+            record.args = _without_task_data(record.args)
+        return True
+
+
+def _without_task_data(value: Any) -> Any:
+    """A mapping with its task-data fields hidden; anything else as it is."""
+    if isinstance(value, Mapping):
+        return {key: HIDDEN if key in TASK_DATA_FIELDS else item for key, item in value.items()}
+    return value
+
+
+TASK_DATA_FILTER = TaskDataFilter()
+
+
+def hide_task_data(hidden: bool) -> None:
+    """Hide task arguments and results from Celery's logs, or show them (idempotent)."""
+    for name in TASK_DATA_LOGGERS:
+        celery_logger = logging.getLogger(name)
+        if hidden:
+            celery_logger.addFilter(TASK_DATA_FILTER)
+        else:
+            celery_logger.removeFilter(TASK_DATA_FILTER)
 
 
 def connect_signals() -> None:

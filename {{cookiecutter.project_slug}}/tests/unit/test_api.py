@@ -107,15 +107,19 @@ def test_unknown_task_is_404(client: TestClient) -> None:
     assert response.json() == {"detail": "unknown task 'nope'"}
 
 
-def test_status_of_a_success_is_the_typed_result(
-    local_app: ProjectCelery, client: TestClient
-) -> None:
+@pytest.mark.parametrize("extended", [False, True])
+def test_status_of_a_success_is_the_result(local_settings: Settings, extended: bool) -> None:
+    results = local_settings.results.model_copy(update={"extended": extended})
+    local_app = create_app(local_settings.model_copy(update={"results": results}))
+    client = client_for(local_app)
     task_id = client.post("/tasks/process_data", json=VALID).json()["task_id"]
-    # result_extended stores the task name with the result; the API types it by that name.
+    # With results.extended the store keeps the task name, and the API validates the
+    # result with that task's output model; without, the stored JSON comes back as is.
     request = Context(task=process_data.name, args=(), kwargs={}, delivery_info={})
     local_app.backend.store_result(
         task_id, {"message": "Processed: 1 - a"}, "SUCCESS", request=request
     )
+    assert (local_app.AsyncResult(task_id).name is not None) is extended
     assert client.get(f"/tasks/{task_id}").json() == {
         "task_id": task_id,
         "state": "SUCCESS",
@@ -245,6 +249,13 @@ def test_production_refuses_to_start_without_an_api_key(monkeypatch: pytest.Monk
     monkeypatch.setenv(f"{ENV_PREFIX}RESULTS__PASSWORD", "results-secret")
     with pytest.raises(ConfigError, match=r"api\.api_key \(.*API__API_KEY, default\): missing"):
         load_settings("production", env_file=None)
+
+
+def test_two_tasks_with_one_short_name_stop_the_api_starting(
+    local_settings: Settings, same_short_name: tuple[str, str]
+) -> None:
+    with pytest.raises(ConfigError, match=r"extra\.one\.echo and extra\.two\.echo"):
+        create_api(local_settings)
 
 
 def test_an_unreachable_broker_is_503_not_500(local_settings: Settings) -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from celery import Celery, Task
 from celery._state import get_current_app
 from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.celery_app import (
     CPU_QUEUE,
     DEAD_LETTER_QUEUE,
+    PACKAGE,
     DeclareDeadLetterQueue,
     ProjectCelery,
     celery_config,
@@ -27,11 +30,24 @@ from {{ cookiecutter.package_name }}.config.settings import (
     ResultSettings,
 )
 from {{ cookiecutter.package_name }}.tasks.data import (
+    ProcessDataInput,
     process_data,
 )
 from {{ cookiecutter.package_name }}.tasks.media import (
     render_thumbnail,
 )
+
+from ..conftest import RegisterTasks
+
+
+def add_task(app: Celery, name: str, **options: Any) -> Task[Any, Any]:
+    """A task on this app only (``shared=False``: not added to every later app)."""
+    # cast: the stubs have no overload for task options passed as **options.
+    return cast("Task[Any, Any]", cast(Any, app.task)(name=name, shared=False, **options)(noop))
+
+
+def noop() -> None:
+    """A task body for tests of task options."""
 
 
 def test_wire_format_is_json_only(local_settings: Settings) -> None:
@@ -50,7 +66,6 @@ def test_delivery_and_protection_settings(local_settings: Settings) -> None:
     assert (config["task_acks_on_failure"], config["task_acks_on_timeout"]) == (False, True)
     assert config["broker_connection_retry_on_startup"] is True
     assert config["worker_max_memory_per_child"] == local_settings.worker.max_memory_per_child
-    assert config["task_time_limit"] > config["task_soft_time_limit"]
 
 
 def test_local_profile_uses_folders_under_data_dir(local_settings: Settings) -> None:
@@ -61,8 +76,17 @@ def test_local_profile_uses_folders_under_data_dir(local_settings: Settings) -> 
     assert config["result_backend"].startswith("file:///")
     assert not local_settings.data_dir.exists()  # building the configuration writes nothing
     create_app(local_settings)
-    for folder in ("broker", "broker-processed", "results"):
+    for folder in ("broker", "broker-processed", "broker-control", "results"):
         assert (local_settings.data_dir / folder).is_dir()
+
+
+def test_the_embedded_broker_writes_only_under_data_dir(local_app: ProjectCelery) -> None:
+    process_data.delay(ProcessDataInput(value=1, label="a"))  # binds the task queues
+    local_app.control.broadcast("ping", reply=False)  # the workers' fanout exchange
+    data_dir = local_app.settings.data_dir
+    written = [path for path in Path.cwd().rglob("*") if path.is_file()]
+    assert written
+    assert [path for path in written if not path.is_relative_to(data_dir)] == []
 
 
 def test_credentials_are_inserted_and_quoted(local_settings: Settings) -> None:
@@ -115,6 +139,37 @@ def test_cpu_tasks_get_the_cpu_time_limits(local_settings: Settings) -> None:
     thumbnail, data = app.tasks[render_thumbnail.name], app.tasks[process_data.name]
     assert (thumbnail.soft_time_limit, thumbnail.time_limit) == (20, limits.cpu.time_limit)
     assert (data.soft_time_limit, data.time_limit) == (60, limits.time_limit)
+
+
+def test_limits_a_task_sets_win_over_its_queue_limits(local_app: ProjectCelery) -> None:
+    media = f"{PACKAGE}.tasks.media"
+    both = add_task(local_app, f"{media}.both", soft_time_limit=200, time_limit=300)
+    hard = add_task(local_app, f"{media}.hard", time_limit=25)
+    other = add_task(local_app, f"{PACKAGE}.tasks.data.other", soft_time_limit=5)
+    assert (both.soft_time_limit, both.time_limit) == (200, 300)
+    assert (hard.soft_time_limit, hard.time_limit) == (20, 25)
+    assert (other.soft_time_limit, other.time_limit) == (5, 90)
+
+
+def test_a_task_soft_limit_must_be_below_its_hard_limit(
+    local_settings: Settings, at_start_up: RegisterTasks
+) -> None:
+    name = f"{PACKAGE}.tasks.media.slow"
+    at_start_up(lambda app: add_task(app, name, soft_time_limit=45))
+    with pytest.raises(ConfigError, match=rf"{name}: soft_time_limit=45s.*time_limit=30"):
+        create_app(local_settings)
+
+
+def test_visibility_timeout_must_exceed_a_task_own_limit(
+    local_settings: Settings, at_start_up: RegisterTasks
+) -> None:
+    name = f"{PACKAGE}.tasks.media.slow"
+    at_start_up(lambda app: add_task(app, name, soft_time_limit=200, time_limit=300))
+    settings = local_settings.model_copy(
+        update={"broker": BrokerSettings(url="redis://cache:6379/0", visibility_timeout=250)}
+    )
+    with pytest.raises(ConfigError, match=rf"=250\.0s must exceed.*\(300s, {name}\)"):
+        create_app(settings)
 
 
 def test_visibility_timeout_must_exceed_hard_limits(local_settings: Settings) -> None:

@@ -123,6 +123,14 @@ def test_tasks_lists_inputs() -> None:
     assert '"label"' in result.output
 
 
+@pytest.mark.usefixtures("same_short_name")
+def test_two_tasks_with_one_short_name_are_one_clear_error() -> None:
+    result = invoke("tasks")
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    assert "extra.one.echo and extra.two.echo" in result.output
+
+
 def test_worker_starts_with_profile_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[list[str]] = []
     monkeypatch.setattr(ProjectCelery, "worker_main", lambda self, argv: started.append(argv))

@@ -7,6 +7,11 @@ from celery.result import AsyncResult
 
 from {{ cookiecutter.package_name }}.celery_app import (
     ProjectCelery,
+    create_app,
+)
+from {{ cookiecutter.package_name }}.config import (
+    ConfigError,
+    Settings,
 )
 from {{ cookiecutter.package_name }}.tasks.data import (
     ProcessDataInput,
@@ -68,6 +73,14 @@ def test_registry_lists_every_typed_task(local_app: ProjectCelery) -> None:
     assert registry["process_data"].output_model is ProcessDataOutput
 
 
+def test_two_typed_tasks_with_one_short_name_are_refused(
+    local_settings: Settings, same_short_name: tuple[str, str]
+) -> None:
+    first, second = same_short_name
+    with pytest.raises(ConfigError, match=f"typed tasks {first} and {second} are both 'echo'"):
+        create_app(local_settings)
+
+
 def test_direct_call_returns_the_model(local_app: ProjectCelery) -> None:
     output = process_data(ProcessDataInput(value=3, label="x"))
     assert output == ProcessDataOutput(message="Processed: 3 - x")
@@ -78,6 +91,18 @@ def test_results_come_back_as_models(local_app: ProjectCelery) -> None:
     assert isinstance(result, ModelResult)
     local_app.backend.store_result("some-id", {"message": "Processed: 1 - a"}, "SUCCESS")
     assert result.get(timeout=1) == ProcessDataOutput(message="Processed: 1 - a")
+
+
+def test_a_failure_without_propagate_comes_back_as_the_exception(
+    local_app: ProjectCelery,
+) -> None:
+    local_app.backend.mark_as_failure("failed-id", ValueError("boom"))
+    result = process_data.AsyncResult("failed-id")
+    error = result.get(timeout=1, propagate=False)
+    assert isinstance(error, ValueError)
+    assert str(error) == "boom"
+    with pytest.raises(ValueError, match="boom"):
+        result.get(timeout=1)
 
 
 def test_signatures_carry_json(local_app: ProjectCelery) -> None:

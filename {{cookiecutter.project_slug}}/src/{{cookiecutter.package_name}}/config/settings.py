@@ -133,6 +133,9 @@ class ResultSettings(ServiceSettings):
 
     url: str = "redis://127.0.0.1:6379/1"
     expires: Seconds = 86400
+    # Also store each task's name, arguments, worker and queue with its result (Celery's
+    # result_extended). Arguments may hold personal data, so this is off by default.
+    extended: bool = False
 
 
 class TimeLimits(Section):
@@ -188,6 +191,9 @@ class LogSettings(Section):
 
     level: Annotated[LogLevel, BeforeValidator(_log_level)] = "INFO"
     json_format: bool = False
+    # Task arguments and results may hold personal data: unless this is on, Celery's
+    # log records carry a placeholder in their place.
+    task_data: bool = False
 {% if cookiecutter.include_api %}
 
 class ApiSettings(Section):

@@ -15,12 +15,14 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast, overload
 
-from celery import Celery, Task, shared_task
+from celery import Celery, Task, shared_task, states
 from celery.canvas import Signature
 from celery.result import AsyncResult
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..config import ConfigError
 
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)
@@ -60,15 +62,34 @@ def describe_errors(error: ValidationError) -> list[str]:
 
 
 class ModelResult(AsyncResult[OutT]):
-    """An AsyncResult whose ``get()`` returns the task's output model."""
+    """An AsyncResult whose ``get()`` returns the task's output model.
+
+    As with any AsyncResult, ``get(propagate=False)`` returns the exception of a task
+    that failed instead of raising it; that call is typed ``OutT | BaseException``.
+    """
 
     def __init__(self, task_id: str, output_model: type[OutT], **kwargs: Any) -> None:
         super().__init__(task_id, **kwargs)
         self.output_model = output_model
 
-    def get(self, *args: Any, **kwargs: Any) -> OutT:
-        """Wait for the result and validate it into the output model."""
-        return self.output_model.model_validate(super().get(*args, **kwargs))
+    @overload  # type: ignore[override]  # the stubs type get() as OutT whatever propagate is
+    def get(
+        self, timeout: float | None = None, propagate: Literal[True] = True, **options: Any
+    ) -> OutT: ...
+
+    @overload
+    def get(
+        self, timeout: float | None = None, propagate: bool = True, **options: Any
+    ) -> OutT | BaseException: ...
+
+    def get(
+        self, timeout: float | None = None, propagate: bool = True, **options: Any
+    ) -> OutT | BaseException:
+        """Wait for the result; a success comes back validated into the output model."""
+        value = super().get(timeout, propagate, **options)
+        if self.state != states.SUCCESS:  # the exception, returned as propagate=False asks
+            return value
+        return self.output_model.model_validate(value)
 
 
 class TypedTask(Task[[InT], OutT]):
@@ -168,5 +189,20 @@ def short_name(task: Task[Any, Any]) -> str:
 
 
 def typed_tasks(app: Celery) -> dict[str, TypedTask[Any, Any]]:
-    """Every typed task the app knows, by short name (the registry the CLI uses)."""
-    return {short_name(task): task for task in app.tasks.values() if isinstance(task, TypedTask)}
+    """Every typed task the app knows, by short name (the registry the CLI and API use).
+
+    ConfigError if two share a short name: callers could reach only one of them.
+    """
+    registry: dict[str, TypedTask[Any, Any]] = {}
+    for task in app.tasks.values():
+        if not isinstance(task, TypedTask):
+            continue
+        name = short_name(task)
+        if name in registry:
+            first, second = sorted((registry[name].name, task.name))
+            raise ConfigError(
+                f"typed tasks {first} and {second} are both {name!r} to the CLI and API; "
+                "rename one of the functions"
+            )
+        registry[name] = task
+    return registry

@@ -106,7 +106,11 @@ def task_status(task_id: UUID, celery: CeleryDep, settings: SettingsDep) -> Task
 
 
 def _typed_result(celery: CeleryDep, result: AsyncResult[Any]) -> dict[str, Any]:
-    """The stored result, validated by its task's output model when the task is typed."""
+    """The stored result, validated by its task's output model when the store names it.
+
+    Only ``results.extended`` stores the task name; without it, the JSON the output
+    model wrote comes back as it is.
+    """
     task = celery.tasks.get(result.name or "")
     if isinstance(task, TypedTask):
         return dict(task.output_model.model_validate(result.result).model_dump(mode="json"))
