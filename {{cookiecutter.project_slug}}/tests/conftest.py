@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from {{ cookiecutter.package_name }}.celery_app import (
     ProjectCelery,
@@ -25,6 +26,13 @@ from {{ cookiecutter.package_name }}.resources import (
     ResourceProvider,
     Resources,
 )
+
+# Property tests search briefly by default, so the unit run takes seconds; CI searches
+# ten times harder with HYPOTHESIS_PROFILE=thorough. No deadline: on a busy machine a
+# slow example is noise, and speed is not what these properties state.
+hypothesis_settings.register_profile("dev", max_examples=30, deadline=None)
+hypothesis_settings.register_profile("thorough", max_examples=300, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 class RecordingGateway:
