@@ -11,6 +11,7 @@ from typing import Any, cast
 import pytest
 from celery import Celery
 from celery.signals import import_modules
+from hypothesis import settings as hypothesis_settings
 
 from {{ cookiecutter.package_name }}.celery_app import (
     ProjectCelery,
@@ -32,6 +33,13 @@ from {{ cookiecutter.package_name }}.tasks.typed import (
     TaskModel,
     TypedTask,
 )
+
+# Property tests search briefly by default, so the unit run takes seconds; CI searches
+# ten times harder with HYPOTHESIS_PROFILE=thorough. No deadline: on a busy machine a
+# slow example is noise, and speed is not what these properties state.
+hypothesis_settings.register_profile("dev", max_examples=30, deadline=None)
+hypothesis_settings.register_profile("thorough", max_examples=300, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 class RecordingGateway:

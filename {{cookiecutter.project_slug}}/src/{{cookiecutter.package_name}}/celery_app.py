@@ -223,6 +223,9 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
             # A sweep holds a lock in Redis; a worker cut off mid-sweep would leave it
             # for 5 minutes (the default), blocking every other worker's sweep.
             "unacked_mutex_expire": 3 * interval,
+            # Without it redis-py waits for the OS (minutes) on a broker that does not
+            # answer; connection_timeout then bounds each connection attempt.
+            "socket_connect_timeout": settings.broker.connection_timeout,
         }
     if settings.broker.is_amqp:
         # Publisher confirms: a publish returns once RabbitMQ has the message, so a

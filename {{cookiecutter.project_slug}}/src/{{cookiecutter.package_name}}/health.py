@@ -19,9 +19,14 @@ def dependency_checks(app: ProjectCelery, timeout: float) -> dict[str, str]:
 
 def broker_status(app: ProjectCelery, timeout: float) -> str:
     """``ok``, or ``down: <error type>`` when the broker does not answer in time."""
+    # Redis reads its connect timeout from the transport options, AMQP from connect_timeout.
+    socket_timeout = {"socket_connect_timeout": timeout} if app.settings.broker.is_redis else {}
     try:
-        with app.connection_for_read() as connection:
-            connection.ensure_connection(max_retries=1, timeout=int(timeout) or 1)
+        with app.connection_for_read(
+            connect_timeout=timeout, transport_options=socket_timeout
+        ) as connection:
+            # One attempt: kombu sleeps 2 s before a retry, and the prober asks again anyway.
+            connection.ensure_connection(max_retries=0)
     except Exception as error:  # any failure means down; its type says why
         return f"down: {type(error).__name__}"
     return "ok"

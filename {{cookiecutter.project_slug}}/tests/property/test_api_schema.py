@@ -25,7 +25,8 @@ def test_no_request_gets_a_server_error(local_app: ProjectCelery, mode: Generati
     schema = schemathesis.openapi.from_asgi("/openapi.json", api)
 
     @given(case=schema.as_strategy(mode))
-    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    # The number of examples comes from the Hypothesis profile (tests/conftest.py).
+    @settings(suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case[Any]) -> None:
         case.call_and_validate()
 

@@ -5,39 +5,50 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from celery import current_app
 from hypothesis import given
 from hypothesis import strategies as st
+from kombu.serialization import dumps, loads
 from pydantic import ValidationError
 
-from {{ cookiecutter.package_name }}.tasks.billing import (
-    CreditRequest,
-)
 from {{ cookiecutter.package_name }}.tasks.data import (
     ProcessDataInput,
     ProcessDataOutput,
+    ProcessedBatch,
     process_data,
 )
-from {{ cookiecutter.package_name }}.tasks.notifications import (
-    Notification,
+from {{ cookiecutter.package_name }}.tasks.media import (
+    ThumbnailRequest,
+)
+from {{ cookiecutter.package_name }}.tasks.typed import (
+    typed_tasks,
 )
 
 valid_inputs = st.builds(ProcessDataInput, value=st.integers(), label=st.text())
 json_scalars = st.none() | st.booleans() | st.floats(allow_nan=False) | st.text() | st.integers()
+# Hypothesis builds most models from their fields; these it cannot (strict types, a root
+# model), so they get a strategy. Register one for a new input model the same way.
+st.register_type_strategy(ProcessDataInput, valid_inputs)
+st.register_type_strategy(
+    ProcessedBatch, st.builds(ProcessedBatch, st.lists(st.builds(ProcessDataOutput)))
+)
+st.register_type_strategy(
+    ThumbnailRequest,
+    st.builds(ThumbnailRequest, source_id=st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)),
+)
 
 
-@given(valid_inputs)
-def test_inputs_round_trip_through_json(payload: ProcessDataInput) -> None:
-    assert ProcessDataInput.model_validate_json(payload.model_dump_json()) == payload
-
-
-@given(st.builds(ProcessDataOutput, message=st.text()))
-def test_outputs_round_trip_through_json(output: ProcessDataOutput) -> None:
-    assert ProcessDataOutput.model_validate_json(output.model_dump_json()) == output
-
-
-@given(st.from_type(CreditRequest) | st.from_type(Notification))
-def test_every_task_model_round_trips(model: CreditRequest | Notification) -> None:
-    assert type(model).model_validate_json(model.model_dump_json()) == model
+@pytest.mark.usefixtures("local_app")
+@given(st.data())
+def test_a_worker_accepts_every_input_a_caller_can_build(data: st.DataObject) -> None:
+    # Every task of the registry: a new task is covered as soon as it is registered.
+    tasks = typed_tasks(current_app)
+    task = tasks[data.draw(st.sampled_from(sorted(tasks)))]
+    payload = data.draw(st.from_type(task.input_model))
+    # What a canvas publishes, through the JSON the broker carries, as the worker checks it.
+    content_type, encoding, body = dumps(task.sig(payload).args, serializer="json")
+    (received,) = loads(body, content_type, encoding, accept=["application/json"])
+    assert task.validated(received) == payload
 
 
 @pytest.mark.usefixtures("local_app")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -258,18 +261,67 @@ def test_two_tasks_with_one_short_name_stop_the_api_starting(
         create_api(local_settings)
 
 
-def test_an_unreachable_broker_is_503_not_500(local_settings: Settings) -> None:
-    down = BrokerSettings(url="redis://127.0.0.1:1/0", connection_timeout=0.2)
-    unreachable = local_settings.model_copy(update={"broker": down})
-    app = create_app(unreachable)
-    app.conf.task_publish_retry = False  # fail at once instead of retrying the publish
-    client = TestClient(create_api(unreachable, app))
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that never answers a connect, like a firewalled host: its queue is full."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        waiting: list[socket.socket] = []
+        try:
+            while len(waiting) < 16:
+                waiting.append(socket.socket())
+                waiting[-1].settimeout(0.2)
+                waiting[-1].connect(("127.0.0.1", port))
+        except TimeoutError:
+            pass  # the queue is full: the next connect gets no answer
+        yield port
+        for client in waiting:
+            client.close()
+
+
+def test_an_unreachable_broker_is_503_at_once(local_settings: Settings) -> None:
+    # Nothing listens on port 1: the connection is refused.
+    down = BrokerSettings(url="redis://127.0.0.1:1/0")
+    client = TestClient(create_api(local_settings.model_copy(update={"broker": down})))
+    started = time.monotonic()
     response = client.post("/tasks/process_data", json=VALID)
+    submitted = time.monotonic()
+    ready = client.get("/readyz")
+    checked = time.monotonic()
+    # Celery's own retry policy held the answer for broker.connection_timeout (5 s),
+    # and a retried readiness check slept 2 s.
+    assert submitted - started < 1
+    assert checked - submitted < 1
     assert response.status_code == 503
     assert response.json() == {"detail": "broker or result backend unavailable"}
-    ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["checks"] == {"broker": "down: OperationalError", "results": "ok"}
+
+
+def test_a_broker_that_does_not_answer_is_503_within_the_timeouts(
+    local_settings: Settings, silent_port: int
+) -> None:
+    silent = BrokerSettings(url=f"redis://127.0.0.1:{silent_port}/0", connection_timeout=1)
+    settings = local_settings.model_copy(
+        update={
+            "broker": silent,
+            "api": local_settings.api.model_copy(update={"readiness_timeout": 0.3}),
+        }
+    )
+    client = TestClient(create_api(settings))
+    started = time.monotonic()
+    response = client.post("/tasks/process_data", json=VALID)
+    submitted = time.monotonic()
+    ready = client.get("/readyz")
+    checked = time.monotonic()
+    # One attempt and api.publish_retries (1) reconnect of 1 s each; one 0.3 s check.
+    # Without a socket connect timeout redis-py waited for the OS: minutes.
+    assert submitted - started < 3
+    assert checked - submitted < 0.9
+    assert response.status_code == 503
+    assert ready.json()["checks"]["broker"].startswith("down: ")
 
 
 def test_an_unreachable_result_store_makes_readyz_503(local_settings: Settings) -> None:

@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 from celery import Celery, Task
 from celery._state import get_current_app
+from kombu.transport import redis
 from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.celery_app import (
@@ -180,19 +181,21 @@ def test_visibility_timeout_must_exceed_hard_limits(local_settings: Settings) ->
         create_app(settings)
 
 
-def test_redis_transport_redelivers_after_the_visibility_timeout(
+def test_redis_sweeps_for_unacked_tasks_well_within_the_visibility_timeout(
     local_settings: Settings,
 ) -> None:
     settings = local_settings.model_copy(
         update={"broker": BrokerSettings(url="redis://cache:6379/0", visibility_timeout=400)}
     )
-    app = create_app(settings)
-    assert app.conf.broker_transport_options == {
-        "visibility_timeout": 400,
-        "unacked_restore_interval": 10,
-        "unacked_restore_throttle": 1,
-        "unacked_mutex_expire": 30,
-    }
+    options = create_app(settings).conf.broker_transport_options
+    # kombu ignores an option name it does not know, so a typo would go unnoticed.
+    assert set(options) <= set(redis.Channel.from_transport_options)
+    assert options["visibility_timeout"] == 400
+    # A dead worker's task comes back within the timeout plus one sweep period; the
+    # sweep lock of a worker cut off mid-sweep expires after a few periods.
+    sweep_period = options["unacked_restore_interval"] * options["unacked_restore_throttle"]
+    assert sweep_period <= 400 / 4
+    assert sweep_period < options["unacked_mutex_expire"] <= 5 * sweep_period
 
 
 def test_tls_urls_get_certificate_options(local_settings: Settings) -> None:

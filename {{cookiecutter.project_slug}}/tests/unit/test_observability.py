@@ -29,16 +29,30 @@ from {{ cookiecutter.package_name }}.tasks.data import (
 )
 
 
+class SteppingClock:
+    """A monotonic clock that advances 0.25 s each time it is read."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        """The time, then a quarter second later."""
+        self.now += 0.25
+        return self.now
+
+
 def test_each_task_run_is_logged_with_its_numbers(
-    local_app: ProjectCelery, caplog: pytest.LogCaptureFixture
+    local_app: ProjectCelery, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Started at one reading, finished at the next: 250 ms, not the 0.0 of a missed start.
+    monkeypatch.setattr(observability, "time", SteppingClock())
     caplog.set_level(logging.INFO, logger=observability.logger.name)
     process_data.apply(args=(ProcessDataInput(value=1, label="a").model_dump(),), task_id="t-1")
     (record,) = [r for r in caplog.records if getattr(r, "task_id", None) == "t-1"]
     assert record.task_name == process_data.name  # type: ignore[attr-defined]
     assert record.state == "SUCCESS"  # type: ignore[attr-defined]
     assert record.retries == 0  # type: ignore[attr-defined]
-    assert record.duration_ms >= 0  # type: ignore[attr-defined]
+    assert record.duration_ms == 250.0  # type: ignore[attr-defined]
 
 
 def test_json_logs_are_one_object_per_line(capsys: pytest.CaptureFixture[str]) -> None:

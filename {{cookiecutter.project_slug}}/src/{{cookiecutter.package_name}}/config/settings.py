@@ -207,6 +207,9 @@ class ApiSettings(Section):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     cors_origins: tuple[str, ...] = ()
     readiness_timeout: Seconds = 2
+    # Reconnects a submit tries before answering 503 (the client retries): one renews a
+    # connection the broker dropped; more ride out a failover but answer later.
+    publish_retries: Annotated[int, Field(ge=0)] = 1
 {% endif %}
 
 class Settings(BaseSettings):

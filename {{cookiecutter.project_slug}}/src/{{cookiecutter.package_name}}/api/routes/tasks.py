@@ -17,7 +17,7 @@ from kombu.exceptions import OperationalError
 from pydantic import BaseModel, SecretStr
 from starlette.concurrency import run_in_threadpool
 
-from ...config import Profile
+from ...config import Profile, Settings
 from ...tasks.typed import TypedTask
 from ..deps import CeleryDep, SettingsDep, api_key_guard
 from ..schemas import ERROR_RESPONSES, Problem, TaskAccepted, TaskError, TaskStatus
@@ -61,10 +61,14 @@ def task_router(tasks: dict[str, TypedTask[Any, Any]], api_key: SecretStr | None
 def enqueue_endpoint(task: TypedTask[Any, Any]) -> Any:
     """A route function whose body parameter is the task's input model."""
 
-    async def enqueue(payload: BaseModel, request: Request, response: Response) -> TaskAccepted:
+    async def enqueue(
+        payload: BaseModel, request: Request, response: Response, settings: SettingsDep
+    ) -> TaskAccepted:
         try:
-            # delay() talks to the broker synchronously: keep it off the event loop.
-            result = await run_in_threadpool(task.delay, payload)
+            # Publishing talks to the broker synchronously: keep it off the event loop.
+            result = await run_in_threadpool(
+                task.apply_async, (payload,), retry_policy=publish_retry_policy(settings)
+            )
         # Celery's Redis result backend raises RuntimeError once it gives up reconnecting.
         except (OperationalError, RuntimeError) as error:
             raise HTTPException(
@@ -77,6 +81,20 @@ def enqueue_endpoint(task: TypedTask[Any, Any]) -> Any:
     # FastAPI reads the body model from the annotation; each task brings its own.
     enqueue.__annotations__ = {**enqueue.__annotations__, "payload": task.input_model}
     return enqueue
+
+
+def publish_retry_policy(settings: Settings) -> dict[str, Any]:
+    """How a submit retries an unreachable broker: briefly, as the client will retry a 503.
+
+    Celery's default policy (``task_publish_retry_policy``, for publishes from workers)
+    keeps a request waiting for seconds before the 503.
+    """
+    return {
+        "max_retries": settings.api.publish_retries,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.5,
+    }
 
 
 def unknown_task(task_name: str) -> None:
