@@ -196,6 +196,9 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
             "data_folder_in": folder,
             "data_folder_out": folder,
             "processed_folder": str(settings.data_dir / "broker-processed"),
+            # kombu keeps its exchange table in ./control by default: the working
+            # directory, which a container's non-root user cannot write.
+            "control_folder": str(settings.data_dir / "broker-control"),
             "store_processed": False,
         }
     if settings.broker.is_redis:
@@ -228,7 +231,8 @@ def _create_local_folders(settings: Settings) -> None:
     """The embedded broker and file results need their folders before Celery starts."""
     folders = []
     if settings.broker.scheme == "filesystem":
-        folders += [settings.data_dir / "broker", settings.data_dir / "broker-processed"]
+        broker = ("broker", "broker-processed", "broker-control")
+        folders += [settings.data_dir / folder for folder in broker]
     if settings.results.url == "file://":
         folders.append(settings.data_dir / "results")
     for folder in folders:

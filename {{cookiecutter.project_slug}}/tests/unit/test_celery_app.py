@@ -61,7 +61,7 @@ def test_local_profile_uses_folders_under_data_dir(local_settings: Settings) -> 
     assert config["result_backend"].startswith("file:///")
     assert not local_settings.data_dir.exists()  # building the configuration writes nothing
     create_app(local_settings)
-    for folder in ("broker", "broker-processed", "results"):
+    for folder in ("broker", "broker-processed", "broker-control", "results"):
         assert (local_settings.data_dir / folder).is_dir()
 
 
