@@ -57,9 +57,10 @@ def docker() -> str:
     client = os.environ.get("DOCKER") or shutil.which("docker", path="/usr/bin")
     if client is None:
         unavailable("no docker client (apt-get install docker.io)")
-    engine = subprocess.run([client, "info"], capture_output=True, text=True, timeout=60)
+    version = [client, "version", "--format", "{{.Server.Version}}"]
+    engine = subprocess.run(version, capture_output=True, text=True, timeout=60)
     if engine.returncode != 0:
-        reason = (engine.stderr.strip().splitlines() or ["docker info failed"])[-1]
+        reason = (engine.stderr.strip().splitlines() or ["docker version failed"])[0]
         unavailable(f"no Docker engine answers ({reason})")
     return str(client)
 
