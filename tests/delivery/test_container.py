@@ -133,16 +133,14 @@ def test_image_runs_as_its_non_root_user_writing_only_data_dir(image: Image) -> 
     assert (
         image.docker_run("run", "--rm", "--entrypoint", "id", image.tag, "-u").stdout.strip() == UID
     )
-    assert (
-        "worker" in image.docker_run("run", "--rm", "--network", "host", image.tag, "--help").stdout
-    )
+    assert "worker" in image.docker_run("run", "--rm", image.tag, "--help").stdout
     shown = image.docker_run("run", "--rm", image.tag, "config", "--json", "--profile", "local")
     assert json.loads(shown.stdout)["data_dir"] == {"value": "/app/data", "source": "environment"}
     # The local profile writes its broker, results, thumbnails and beat's schedule:
     # all of it must land in data_dir, the one folder the user owns.
     name = f"ct-local-{slug}"
-    run_local = ["run", "--detach", "--network", "host", "--env", "APP_ENV=local"]
-    with container_cleanup(image, f"{name}-worker", f"{name}-beat"):
+    run_local = ["run", "--detach", "--env", "APP_ENV=local"]  # no server, no network
+    with machine_lock("docker"), container_cleanup(image, f"{name}-worker", f"{name}-beat"):
         image.docker_run(*run_local, "--name", f"{name}-worker", image.tag, "worker")
         image.docker_run(*run_local, "--name", f"{name}-beat", image.tag, "beat")
         submit = ["exec", f"{name}-worker", slug, "submit", "--wait", "--timeout", "60"]
