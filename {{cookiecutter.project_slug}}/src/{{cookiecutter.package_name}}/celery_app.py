@@ -207,9 +207,10 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
             "data_folder_in": folder,
             "data_folder_out": folder,
             "processed_folder": str(settings.data_dir / "broker-processed"),
-            "store_processed": False,
-            # Queue bindings; kombu's default is a "control" folder in the working directory.
+            # kombu keeps its exchange table in ./control by default: the working
+            # directory, which a container's non-root user cannot write.
             "control_folder": str(settings.data_dir / "broker-control"),
+            "store_processed": False,
         }
     if settings.broker.is_redis:
         timeout = settings.broker.visibility_timeout

@@ -203,7 +203,11 @@ def config(
 def beat(profile: ProfileOption = None) -> None:
     """Start the periodic-task scheduler for the active profile (run exactly one)."""
     celery = app_for(profile)
-    celery.start(["beat", f"--loglevel={celery.settings.log.level}"])
+    # The schedule file records each entry's last run; it lives under data_dir, the one
+    # folder a container's non-root user can write, not in the working directory.
+    schedule = celery.settings.data_dir / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery.start(["beat", f"--loglevel={celery.settings.log.level}", f"--schedule={schedule}"])
 
 
 @app.command()

@@ -47,6 +47,8 @@ def test_submit_enqueues_valid_input() -> None:
     assert result.exit_code == 0, result.output
     assert len(result.stdout.strip()) == 36  # the task id, alone on stdout
     assert len(queued_messages()) == 1
+    # Only data_dir is written: the working directory of an image is read-only.
+    assert [path.name for path in Path.cwd().iterdir()] == [BROKER_FOLDER.parts[0]]
 
 
 def test_submit_rejects_invalid_input_and_enqueues_nothing() -> None:
@@ -208,11 +210,16 @@ def test_check_fails_naming_what_is_down(monkeypatch: pytest.MonkeyPatch) -> Non
     assert json.loads(result.stdout) == {"broker": "ok", "results": "down: ConnectionError"}
 
 
-def test_beat_starts_the_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_beat_keeps_its_schedule_under_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     started: list[list[str]] = []
     monkeypatch.setattr(ProjectCelery, "start", lambda self, argv: started.append(argv))
+    monkeypatch.setenv(f"{ENV_PREFIX}DATA_DIR", str(tmp_path / "state"))
     assert invoke("beat").exit_code == 0
-    assert started == [["beat", "--loglevel=INFO"]]
+    schedule = tmp_path / "state" / "celerybeat-schedule"
+    assert started == [["beat", "--loglevel=INFO", f"--schedule={schedule}"]]
+    assert schedule.parent.is_dir()  # beat can create its file there
 
 
 def test_python_dash_m_runs_the_command_line(
