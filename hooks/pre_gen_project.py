@@ -59,6 +59,7 @@ VERSION_PATTERN = re.compile(r"^\d+(\.\d+){1,2}((a|b|rc)\d+)?(\.dev\d+)?$")
 UNPREFIXED_VARIABLES = (
     "APP_ENV",
     "API_KEY",
+    "FLOWER_BASIC_AUTH",
     "RABBITMQ_PASSWORD",
     "RABBITMQ_USER",
     "REDIS_PASSWORD",

@@ -46,6 +46,7 @@ REJECTIONS = [
     pytest.param("package_name", "tests", "module the generated project", id="package-tests"),
     pytest.param("package_name", "app", "would claim APP_ENV", id="package-app-env"),
     pytest.param("package_name", "rabbitmq", "would claim RABBITMQ_", id="package-rabbitmq"),
+    pytest.param("package_name", "flower", "would claim FLOWER_BASIC_AUTH", id="package-flower"),
     pytest.param("author_email", "jane.example.com", "not an e-mail", id="email-no-at"),
     pytest.param("version", "one", "release version", id="version-words"),
     pytest.param("python_version", "3.9", "must be one of 3.11, 3.12, 3.13", id="python-old"),
