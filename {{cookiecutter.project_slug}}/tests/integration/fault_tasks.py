@@ -102,6 +102,16 @@ def kill_own_process(work: Work) -> Outcome:
 
 
 @typed_task()
+def kill_own_worker(work: Work) -> Outcome:
+    """Record this attempt, then SIGKILL the whole worker: a container OOM kill every run."""
+    entry = {"key": work.key, "at": time.time()}
+    current_resources().ledger.record_once(f"{work.key}:{uuid.uuid4()}", entry)
+    os.kill(os.getppid(), signal.SIGKILL)  # the worker's main process, then this one
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable: the process is gone")
+
+
+@typed_task()
 def hang(work: Work) -> Outcome:
     """Hang; at the soft limit record the clean-up, then re-raise."""
     try:

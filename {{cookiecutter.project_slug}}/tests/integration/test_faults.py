@@ -112,6 +112,31 @@ def test_a_task_that_kills_its_process_fails_after_max_worker_losses(
 {%- endif %}
 
 
+def test_a_task_that_kills_its_whole_worker_fails_after_max_worker_losses(
+    broker_app: ProjectCelery, run_worker: RunWorker
+) -> None:
+    key, losses = unique("worker-killer"), 2
+    settings = {"tasks.max_worker_losses": str(losses)}
+    # Redis hands a dead worker's message out again after the visibility timeout.
+    broker = broker_app.settings.broker
+    wait = TIMEOUT + (broker.visibility_timeout if broker.is_redis else 0)
+    with run_worker(concurrency=1, settings=settings) as worker:  # declares the queues
+        result = send(broker_app, "kill_own_worker", {"key": key})
+        worker.wait(timeout=TIMEOUT)  # the task took the whole worker down
+    for _ in range(losses - 1):
+        with run_worker(concurrency=1, settings=settings, ready=False) as worker:
+            worker.wait(timeout=wait)  # the redelivery did it again
+    with run_worker(concurrency=1, settings=settings) as worker:
+        result.get(timeout=wait, propagate=False)
+        assert result.state == "FAILURE"
+        assert isinstance(result.result, WorkerLostTooOftenError)
+        still_serving(worker)
+    assert recorded(broker_app, key) == losses
+{%- if cookiecutter.broker == "rabbitmq" %}
+    assert result.id in dead_lettered(broker_app)
+{%- endif %}
+
+
 def test_time_limits_stop_hung_tasks_and_the_worker_goes_on(
     broker_app: ProjectCelery, run_worker: RunWorker
 ) -> None:
