@@ -4,10 +4,10 @@ With ``task_acks_late`` and ``task_reject_on_worker_lost`` (see ``celery_app``),
 message of a task whose process died (out of memory, segfault, ``kill -9``) goes back
 to the queue: right once, a loop when the task itself is what kills the process. So
 each run is counted in the result store before it starts and forgotten when it ends
-(success, failure or retry); a run that never ended died with its process. Once
-``tasks.max_worker_losses`` runs in a row died, the next delivery fails at once with
-``WorkerLostTooOftenError`` and is not run: its message is rejected, so RabbitMQ moves it
-to ``dead_letter``.
+(success, failure or retry); a run that never ended died with its process (a run
+cancelled by a lost broker connection counts too). Once ``tasks.max_worker_losses``
+runs in a row died, the next delivery fails at once with ``WorkerLostTooOftenError``
+and is not run: its message is rejected, so RabbitMQ moves it to ``dead_letter``.
 
 Why by hand: Celery's ``task_retry_on_worker_lost`` bounds only the death of a pool
 process seen by a surviving worker, by ``max_retries`` (shared with ordinary retries,
