@@ -16,9 +16,10 @@ from celery.worker.consumer import Consumer
 from kombu import Exchange, Queue
 from pydantic import SecretStr
 
-from . import observability
+from . import observability, worker_loss
 from .config import ConfigError, Settings
 from .config.settings import TaskSettings, TimeLimits
+from .reconnect import RequeueAfterReconnect
 from .resources import ResourceProvider, Resources
 from .tasks.typed import typed_tasks
 
@@ -51,8 +52,11 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     app.conf.update(celery_config(settings))
     if settings.broker.is_amqp:
         app.steps["consumer"].add(DeclareDeadLetterQueue)
+    if settings.broker.is_redis:
+        app.steps["consumer"].add(RequeueAfterReconnect)
     observability.connect_signals()
     observability.hide_task_data(not settings.log.task_data)
+    worker_loss.connect_signals()
     # Current in this thread and the default in every other: a task proxy such as
     # ``process_data.delay`` called from a thread would otherwise publish through
     # Celery's fallback app, to amqp://localhost.
@@ -105,7 +109,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_accept_content": ["json"],
         "timezone": "UTC",
         "enable_utc": True,
-        # At-least-once delivery: ack after the task ran, redeliver if the worker died.
+        # At-least-once delivery: ack after the task ran, redeliver if the worker died
+        # (worker_loss stops a task that kills its process every time).
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         # A task that failed for good is rejected, so RabbitMQ dead-letters its message;
@@ -113,12 +118,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_on_failure": False,
         "task_acks_on_timeout": True,
         "worker_prefetch_multiplier": 1,
-        # A lost connection means the broker will redeliver: stop the local copy.
+        # A lost connection means the broker will redeliver: stop the local copy
+        # (on Redis, RequeueAfterReconnect makes that redelivery prompt).
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         # Time limits reach each task through this annotation, not task_time_limit:
         # Celery copies task_time_limit onto every task that set none before it applies
         # annotations, which would then not know which limits a task set itself.
-        "task_annotations": [QueueTimeLimits(settings.tasks)],
+        "task_annotations": [
+            QueueTimeLimits(settings.tasks),
+            worker_loss.WorkerLossLimit(
+                settings.tasks.max_worker_losses, memory=settings.results.expires
+            ),
+        ],
         "task_track_started": True,
         "worker_max_tasks_per_child": settings.worker.max_tasks_per_child,
         "worker_max_memory_per_child": settings.worker.max_memory_per_child,

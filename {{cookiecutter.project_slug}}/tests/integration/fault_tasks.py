@@ -7,7 +7,9 @@ ran, how often, and whether clean-up happened, from outside the worker.
 from __future__ import annotations
 
 import os
+import signal
 import time
+import uuid
 
 from billiard.compat import mem_rss
 from celery import current_task
@@ -87,6 +89,26 @@ def work_then_apply(work: Work) -> Outcome:
     """Work for a while, then apply the side effect (it shows the work finished)."""
     time.sleep(work.seconds)
     return Outcome(applied=record(work.key), pid=os.getpid())
+
+
+@typed_task()
+def kill_own_process(work: Work) -> Outcome:
+    """Record this attempt, then SIGKILL the process: a segfault or OOM kill on every run."""
+    # A fresh ledger key per attempt, all recorded under ``work.key``: ``recorded`` counts them.
+    entry = {"key": work.key, "at": time.time()}
+    current_resources().ledger.record_once(f"{work.key}:{uuid.uuid4()}", entry)
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable: the process is gone")
+
+
+@typed_task()
+def kill_own_worker(work: Work) -> Outcome:
+    """Record this attempt, then SIGKILL the whole worker: a container OOM kill every run."""
+    entry = {"key": work.key, "at": time.time()}
+    current_resources().ledger.record_once(f"{work.key}:{uuid.uuid4()}", entry)
+    os.kill(os.getppid(), signal.SIGKILL)  # the worker's main process, then this one
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable: the process is gone")
 
 
 @typed_task()

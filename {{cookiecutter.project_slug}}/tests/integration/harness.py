@@ -88,10 +88,12 @@ def worker_process(
     *,
     concurrency: int = 2,
     settings: dict[str, str] | None = None,
+    ready: bool = True,
 ) -> Iterator[WorkerProcess]:
     """Start a worker of the test profile, wait until it answers, stop it after.
 
-    ``settings`` are overrides by dotted key, passed as environment variables.
+    ``settings`` are overrides by dotted key, passed as environment variables;
+    ``ready=False`` does not wait, for a worker its first task kills at once.
     """
     node = f"{unique('fault')}@{socket.gethostname()}"
     log = tmp_path / f"{node.partition('@')[0]}.log"
@@ -131,7 +133,8 @@ def worker_process(
         )
     worker = WorkerProcess(process, node, log)
     try:
-        wait_until_ready(app, worker)
+        if ready:
+            wait_until_ready(app, worker)
         yield worker
     finally:
         worker.kill()

@@ -32,6 +32,9 @@ from {{ cookiecutter.package_name }}.tasks.data import (
     ProcessDataOutput,
     process_data,
 )
+from {{ cookiecutter.package_name }}.worker_loss import (
+    WorkerLostTooOftenError,
+)
 
 from .conftest import RunWorker
 from .harness import (
@@ -64,6 +67,13 @@ def still_serving(worker: WorkerProcess) -> None:
     assert worker.alive
 
 
+def proxy_to(url: str) -> tuple[CuttableProxy, str]:
+    """A proxy to the broker at ``url``, and the URL that goes through it."""
+    address = urlsplit(url)
+    proxy = CuttableProxy((address.hostname or "127.0.0.1", address.port or 0))
+    return proxy, address._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+
+
 def test_task_of_a_killed_worker_is_redelivered_and_applied_once(
     broker_app: ProjectCelery, run_worker: RunWorker
 ) -> None:
@@ -79,6 +89,52 @@ def test_task_of_a_killed_worker_is_redelivered_and_applied_once(
         outcome = result.get(timeout=wait)
     assert outcome["applied"] is False  # the redelivery found the effect applied
     assert recorded(broker_app, key) == 1
+
+
+def test_a_task_that_kills_its_process_fails_after_max_worker_losses(
+    broker_app: ProjectCelery, run_worker: RunWorker
+) -> None:
+    key, losses = unique("killer"), 2
+    with run_worker(concurrency=1, settings={"tasks.max_worker_losses": str(losses)}) as worker:
+        sent = time.monotonic()
+        result = send(broker_app, "kill_own_process", {"key": key})
+        result.get(timeout=TIMEOUT, propagate=False)
+        elapsed = time.monotonic() - sent
+        assert result.state == "FAILURE"
+        assert isinstance(result.result, WorkerLostTooOftenError)
+        assert f"tasks.max_worker_losses={losses}" in str(result.result)
+        still_serving(worker)
+    # It ran `losses` times, each killing its pool process; the next delivery failed unrun.
+    assert recorded(broker_app, key) == losses
+    print(f"\n{losses} runs killed their process; the task failed {elapsed:.1f}s after it was sent")
+{%- if cookiecutter.broker == "rabbitmq" %}
+    assert result.id in dead_lettered(broker_app)
+{%- endif %}
+
+
+def test_a_task_that_kills_its_whole_worker_fails_after_max_worker_losses(
+    broker_app: ProjectCelery, run_worker: RunWorker
+) -> None:
+    key, losses = unique("worker-killer"), 2
+    settings = {"tasks.max_worker_losses": str(losses)}
+    # Redis hands a dead worker's message out again after the visibility timeout.
+    broker = broker_app.settings.broker
+    wait = TIMEOUT + (broker.visibility_timeout if broker.is_redis else 0)
+    with run_worker(concurrency=1, settings=settings) as worker:  # declares the queues
+        result = send(broker_app, "kill_own_worker", {"key": key})
+        worker.wait(timeout=TIMEOUT)  # the task took the whole worker down
+    for _ in range(losses - 1):
+        with run_worker(concurrency=1, settings=settings, ready=False) as worker:
+            worker.wait(timeout=wait)  # the redelivery did it again
+    with run_worker(concurrency=1, settings=settings) as worker:
+        result.get(timeout=wait, propagate=False)
+        assert result.state == "FAILURE"
+        assert isinstance(result.result, WorkerLostTooOftenError)
+        still_serving(worker)
+    assert recorded(broker_app, key) == losses
+{%- if cookiecutter.broker == "rabbitmq" %}
+    assert result.id in dead_lettered(broker_app)
+{%- endif %}
 
 
 def test_time_limits_stop_hung_tasks_and_the_worker_goes_on(
@@ -179,9 +235,7 @@ def test_producer_and_worker_reconnect_after_a_broker_outage(
     broker_app: ProjectCelery, run_worker: RunWorker
 ) -> None:
     settings = broker_app.settings
-    address = urlsplit(settings.broker.url)
-    proxy = CuttableProxy((address.hostname or "127.0.0.1", address.port or 0))
-    proxied = address._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+    proxy, proxied = proxy_to(settings.broker.url)
     broker = settings.broker.model_copy(update={"url": proxied})
     producer = create_app(settings.model_copy(update={"broker": broker}))
     broker_app.set_current()  # create_app made the producer current and default
@@ -219,3 +273,29 @@ def test_producer_and_worker_reconnect_after_a_broker_outage(
         proxy.close()
     assert set(states.values()) == {"SUCCESS"}
     assert len(states) == len(set(sent))
+
+
+def test_a_task_cut_off_from_the_broker_runs_again_as_soon_as_it_is_back(
+    broker_app: ProjectCelery, run_worker: RunWorker
+) -> None:
+    key, outage = unique("cut-off"), 2
+    proxy, proxied = proxy_to(broker_app.settings.broker.url)
+    # Far above this test's wait: a redelivery only after the visibility timeout fails it.
+    overrides = {"broker.url": proxied, "broker.visibility_timeout": "300"}
+    try:
+        with run_worker(concurrency=1, settings=overrides) as worker:
+            result = send(broker_app, "work_then_apply", {"key": key, "seconds": 2})
+            eventually(lambda: started(result), TIMEOUT, "the task never started")
+            with proxy.cut():  # the worker cancels the run it can no longer ack
+                cut = time.monotonic()
+                time.sleep(outage)
+            outcome = result.get(timeout=TIMEOUT)
+            recovery = time.monotonic() - cut
+            still_serving(worker)
+    finally:
+        proxy.close()
+    assert outcome["applied"] is True  # the cancelled run never got to apply it
+    assert recorded(broker_app, key) == 1
+    print(f"\ncut off for {outage}s: the task completed {recovery:.1f}s after the cut")
+    # The outage, a reconnect and one more run: seconds, whatever the visibility timeout.
+    assert recovery < outage + 12

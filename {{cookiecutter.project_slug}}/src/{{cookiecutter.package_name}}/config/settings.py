@@ -161,6 +161,9 @@ class TaskSettings(TimeLimits):
     time_limit: Seconds = 90
     # Shorter, so a runaway resize is stopped before it starves the cpu queue.
     cpu: TimeLimits = TimeLimits(soft_time_limit=20, time_limit=30)
+    # A task whose runs died with their process (OOM, crash) this many times in a row
+    # is not run again: its next delivery fails with WorkerLostTooOftenError.
+    max_worker_losses: Annotated[int, Field(ge=1)] = 3
 
 
 class WorkerSettings(Section):
