@@ -17,7 +17,7 @@ from kombu import Exchange, Queue
 from pydantic import SecretStr
 
 from . import observability, worker_loss
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, setting_problem
 from .config.settings import TaskSettings, TimeLimits
 from .reconnect import RequeueAfterReconnect
 from .resources import ResourceProvider, Resources
@@ -289,7 +289,8 @@ def _check_visibility_timeout(app: ProjectCelery) -> None:
     }
     name, longest = max(limits.items(), key=lambda item: item[1])
     if longest >= timeout:
-        raise ConfigError(
-            f"broker.visibility_timeout={timeout}s must exceed the longest hard time limit "
-            f"({longest}s, {name}); raise the timeout or lower that limit"
+        message = (
+            f"{timeout}s must exceed the longest hard time limit ({longest}s, {name}); "
+            "raise the timeout or lower that limit"
         )
+        raise ConfigError(setting_problem(app.settings, "broker.visibility_timeout", message))

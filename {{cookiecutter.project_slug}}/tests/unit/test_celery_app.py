@@ -169,7 +169,7 @@ def test_visibility_timeout_must_exceed_a_task_own_limit(
     settings = local_settings.model_copy(
         update={"broker": BrokerSettings(url="redis://cache:6379/0", visibility_timeout=250)}
     )
-    with pytest.raises(ConfigError, match=rf"=250\.0s must exceed.*\(300s, {name}\)"):
+    with pytest.raises(ConfigError, match=rf": 250\.0s must exceed.*\(300s, {name}\)"):
         create_app(settings)
 
 
@@ -177,7 +177,7 @@ def test_visibility_timeout_must_exceed_hard_limits(local_settings: Settings) ->
     settings = local_settings.model_copy(
         update={"broker": BrokerSettings(url="redis://cache:6379/0", visibility_timeout=20)}
     )
-    with pytest.raises(ConfigError, match=r"=20\.0s must exceed.*tasks\.time_limit"):
+    with pytest.raises(ConfigError, match=r": 20\.0s must exceed.*tasks\.time_limit"):
         create_app(settings)
 
 

@@ -194,7 +194,10 @@ def test_an_unsafe_app_configuration_is_one_clear_error(monkeypatch: pytest.Monk
     monkeypatch.setenv(f"{ENV_PREFIX}BROKER__VISIBILITY_TIMEOUT", "10")
     result = invoke("worker")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: broker.visibility_timeout=10.0s must exceed")
+    assert result.stderr.startswith(
+        f"error: broker.visibility_timeout ({ENV_PREFIX}BROKER__VISIBILITY_TIMEOUT, "
+        "from environment): 10.0s must exceed the longest hard time limit"
+    )
 
 
 def test_check_reports_the_embedded_services() -> None:

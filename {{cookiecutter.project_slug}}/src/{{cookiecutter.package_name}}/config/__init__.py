@@ -11,6 +11,7 @@ from .loader import (
     active_profile,
     explain,
     load_settings,
+    setting_problem,
 )
 from .settings import Profile, Settings
 
@@ -23,4 +24,5 @@ __all__ = [
     "active_profile",
     "explain",
     "load_settings",
+    "setting_problem",
 ]

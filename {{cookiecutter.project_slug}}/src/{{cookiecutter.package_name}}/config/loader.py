@@ -104,6 +104,14 @@ def explain(settings: Settings, env_file: Path | None = Path(".env")) -> list[Se
     return rows
 
 
+def setting_problem(
+    settings: Settings, key: str, message: str, env_file: Path | None = Path(".env")
+) -> str:
+    """One error line, as load_settings writes them, for a value that is valid alone but
+    wrong with others (checked once the app is built)."""
+    return _line(key, _source(key, _layers(settings.profile, env_file)), message)
+
+
 def _profile_name(explicit: str | None, env_file: Path | None) -> tuple[str, str]:
     """The profile's name and where it was named, for messages."""
     if explicit:
