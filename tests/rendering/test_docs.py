@@ -49,6 +49,7 @@ def test_api_routes_are_documented_as_the_api_serves_them(rendered: Project) -> 
             )
         ]
         assert mentions == []
+        assert "CLI and API" not in (rendered.path / "README.md").read_text()
         return
     routes = rendered.path / "src" / rendered.package / "api" / "routes" / "tasks.py"
     code = routes.read_text()  # url_for builds an absolute URL from the request

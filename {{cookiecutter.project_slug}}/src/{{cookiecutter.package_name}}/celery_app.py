@@ -16,7 +16,7 @@ from celery.worker.consumer import Consumer
 from kombu import Exchange, Queue
 from pydantic import SecretStr
 
-from . import observability, worker_loss
+from . import embedded_broker, observability, worker_loss
 from .config import ConfigError, Settings, setting_problem
 from .config.settings import TaskSettings, TimeLimits
 from .reconnect import RequeueAfterReconnect
@@ -142,6 +142,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_create_missing_queues": False,
         "task_routes": {CPU_TASKS: {"queue": CPU_QUEUE}},
     }
+    if settings.broker.scheme == "filesystem":
+        config["broker_transport"] = embedded_broker.TRANSPORT
     if settings.broker.uses_tls:
         config["broker_use_ssl"] = settings.broker.tls_options()
     if settings.results.uses_tls:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -220,3 +222,25 @@ def test_plaintext_urls_get_no_tls_options(local_settings: Settings) -> None:
 def test_the_app_is_current_in_other_threads_too(local_app: ProjectCelery) -> None:
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(get_current_app).result() is local_app
+
+
+def test_the_embedded_broker_shows_a_message_only_once_it_is_whole(
+    local_app: ProjectCelery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kombu's own transport writes the queue file in place: a polling worker could take
+    # it empty and die on the JSON error (celery/kombu#1551).
+    queue = local_app.settings.data_dir / "broker"
+    renamed: list[tuple[list[str], dict[str, Any]]] = []
+    replace = os.replace
+
+    def watch(source: str | Path, target: Path) -> None:
+        waiting = sorted(path.name for path in queue.glob("*.msg"))
+        renamed.append((waiting, json.loads(Path(source).read_text())))
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", watch)
+    result = process_data.delay(ProcessDataInput(value=1, label="whole"))
+    ((waiting, message),) = renamed
+    assert waiting == []  # nothing a worker could take before the rename
+    assert message["headers"]["id"] == result.id
+    assert [path.name for path in queue.glob("*.msg")] != []

@@ -6,16 +6,11 @@ import json
 import logging
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from celery.worker.consumer import consumer
 
 from {{ cookiecutter.package_name }} import observability
 from {{ cookiecutter.package_name }}.celery_app import (
     ProjectCelery,
-    create_app,
-)
-from {{ cookiecutter.package_name }}.config import (
-    Settings,
 )
 from {{ cookiecutter.package_name }}.config.settings import (
     LogSettings,
@@ -75,54 +70,6 @@ def test_text_logs_are_readable(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 MARKER = "personal-7f3a"
-
-
-# Set by the worker's logging setup; restored after the test by monkeypatch.
-WORKER_ENVIRONMENT = (
-    "CELERY_LOG_LEVEL",
-    "CELERY_LOG_FILE",
-    "_MP_FORK_LOGLEVEL_",
-    "_MP_FORK_LOGFILE_",
-    "_MP_FORK_LOGFORMAT_",
-)
-
-
-@pytest.mark.parametrize("shown", [False, True])
-def test_task_data_stays_out_of_logs_and_the_result_store_unless_turned_on(
-    local_settings: Settings,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-    shown: bool,
-) -> None:
-    settings = local_settings.model_copy(
-        update={
-            "log": local_settings.log.model_copy(update={"task_data": shown}),
-            "results": local_settings.results.model_copy(update={"extended": shown}),
-        }
-    )
-    app = create_app(settings)
-    caplog.set_level(logging.DEBUG)
-    for name in WORKER_ENVIRONMENT:
-        monkeypatch.setenv(name, "")
-    with start_worker(app, perform_ping_check=False):
-        succeeds = process_data.delay(ProcessDataInput(value=1, label=MARKER))
-        fails = app.send_task(process_data.name, args=[{"value": "x", "label": MARKER}])
-        unknown = app.send_task(f"{process_data.name}_v2", args=[{"label": MARKER}])
-        assert succeeds.get(timeout=10).message.endswith(MARKER)  # results stay readable
-        fails.get(timeout=10, propagate=False)
-        unknown.get(timeout=10, propagate=False)
-    # Celery's received, pool, succeeded, failed and unknown-task lines, and our records.
-    assert {record.name for record in caplog.records} >= {
-        "celery.worker.strategy",
-        "celery.pool",
-        "celery.app.trace",
-        "celery.worker.consumer.consumer",
-        observability.logger.name,
-    }
-    logged = "\n".join(str(vars(record)) for record in caplog.records)
-    assert (MARKER in logged) is shown
-    stored = [app.backend.get_task_meta(result.id).get("args") for result in (succeeds, fails)]
-    assert (MARKER in str(stored)) is shown
 
 
 @pytest.mark.parametrize(
