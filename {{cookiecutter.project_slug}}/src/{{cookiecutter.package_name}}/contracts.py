@@ -253,9 +253,13 @@ class _Comparison:
             if name in new_required and name not in old_required:
                 yield self.change(path, "field became required", narrower=True)
             yield from self.values(schema, new_fields[name], path, seen)
-        for name in new_fields.keys() - old_fields.keys():
+        for name in [name for name in new_fields if name not in old_fields]:
             path = f"{field}.{name}"
-            if self.role == "output":
+            if self.role == "output" and old.get("additionalProperties") is False:
+                # TaskModel forbids unknown fields: a caller on the old code would
+                # refuse a result carrying this one.
+                yield path, "new output field, refused by the old output model", True
+            elif self.role == "output":
                 yield path, "new output field", False
             elif name in new_required:
                 yield path, "new required input field without a default", True

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.celery_app import create_app
@@ -270,11 +270,30 @@ def test_wider_input_type_is_compatible(after: Any, rule: str) -> None:
     assert diff(Before, After, "input") == {("input.value", rule): False}
 
 
-def test_new_output_field_and_new_task_are_compatible() -> None:
+def test_new_output_field_is_compatible_when_old_readers_ignore_unknown_fields() -> None:
+    class Tolerant(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+
+        message: str
+
+    class New(Tolerant):
+        elapsed: float = 0
+
+    assert diff(Tolerant, New, "output") == {("output.elapsed", "new output field"): False}
+
+
+def test_new_output_field_breaks_old_readers_that_forbid_unknown_fields() -> None:
     class New(Old):
         elapsed: float = 0
 
-    assert diff(Old, New, "output") == {("output.elapsed", "new output field"): False}
+    rule = "new output field, refused by the old output model"
+    assert diff(Old, New, "output") == {("output.elapsed", rule): True}
+    # What that rule protects: the old model refuses a result of the new one.
+    with pytest.raises(ValidationError, match="elapsed"):
+        Old.model_validate(New(value=1, label="a").model_dump())
+
+
+def test_new_task_is_compatible() -> None:
     current = {"process_data": contract(), "b": contract("x.b")}
     changes = compare({"process_data": contract()}, current)
     assert changes == [Change("x.b", "(task)", "new task", breaking=False)]
@@ -348,13 +367,13 @@ def test_cli_check_reports_compatible_changes_and_passes(tmp_path: Path) -> None
     runner.invoke(app, ["contracts", "dump", "--dir", str(tmp_path)])
 
     def older(committed: dict[str, Any]) -> None:
-        del committed["output"]["properties"]["message"]  # the code added this field
+        committed["input"]["properties"]["value"]["maximum"] = 10  # the code dropped it
 
     edit_committed(tmp_path, "process_data", older)
     (tmp_path / "summarize_batch.json").unlink()  # the code added this task
     result = runner.invoke(app, ["contracts", "check", "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert f"compatible: {PROCESS_DATA}: output.message: new output field" in result.stdout
+    assert f"compatible: {PROCESS_DATA}: input.value: maximum removed (10)" in result.stdout
     summarize = "{{ cookiecutter.package_name }}.tasks.data.summarize_batch"
     assert f"compatible: {summarize}: (task): new task" in result.stdout
     assert "run `contracts dump`" in result.stdout
