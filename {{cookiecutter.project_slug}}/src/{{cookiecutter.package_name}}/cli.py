@@ -11,6 +11,7 @@ import typer
 from celery.result import AsyncResult
 from pydantic import ValidationError
 
+from . import contracts as task_contracts
 from .celery_app import ProjectCelery, create_app
 from .config import ConfigError, Settings, explain, load_settings
 from .health import dependency_checks
@@ -228,6 +229,48 @@ def tasks(profile: ProfileOption = None) -> None:
     for name, typed in sorted(typed_tasks(app_for(profile)).items()):
         schema = json.dumps(typed.input_model.model_json_schema())
         typer.echo(f"{name}  {schema}")
+
+
+contracts_app = typer.Typer(
+    help="Committed task contracts: dump them, check the code against them.",
+    no_args_is_help=True,
+)
+app.add_typer(contracts_app, name="contracts")
+
+ContractsDirOption = Annotated[Path, typer.Option("--dir", help="The committed contracts folder.")]
+
+
+@contracts_app.command("dump")
+def contracts_dump(
+    folder: ContractsDirOption = task_contracts.CONTRACTS_DIR, profile: ProfileOption = None
+) -> None:
+    """Write each typed task's name, queue and input/output JSON Schema to the folder."""
+    written = task_contracts.dump(task_contracts.current_contracts(app_for(profile)), folder)
+    typer.echo(f"wrote {len(written)} contracts to {folder}/")
+
+
+@contracts_app.command("check")
+def contracts_check(
+    folder: ContractsDirOption = task_contracts.CONTRACTS_DIR, profile: ProfileOption = None
+) -> None:
+    """Exit 1 naming task, field and rule when the code breaks a committed contract."""
+    try:
+        committed = task_contracts.load(folder)
+    except task_contracts.ContractsMissingError as error:
+        raise fail(str(error)) from None
+    changes = task_contracts.compare(committed, task_contracts.current_contracts(app_for(profile)))
+    for change in changes:
+        typer.echo(str(change), err=change.breaking)
+    if any(change.breaking for change in changes):
+        raise fail(
+            "the code breaks committed task contracts; messages in flight or results "
+            "being read would fail (see README, Task contracts)",
+            code=1,
+        )
+    if changes:
+        typer.echo("compatible: run `contracts dump` and commit the files to record the changes")
+    else:
+        typer.echo("the code matches the committed contracts")
 {% if cookiecutter.include_api %}
 
 @app.command()

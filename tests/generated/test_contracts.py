@@ -1,0 +1,18 @@
+"""The contracts a fresh project ships are the ones its code produces, so the gate passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..conftest import Project
+
+
+def test_shipped_task_contracts_match_a_fresh_dump(installed: Project, tmp_path: Path) -> None:
+    cli = ("uv", "run", "--frozen", installed.combination.slug, "contracts")
+    check = installed.run(*cli, "check", "--profile", "test")
+    assert "the code matches the committed contracts" in check.stdout
+    # Byte for byte: titles and descriptions, which the gate does not compare, included.
+    installed.run(*cli, "dump", "--dir", str(tmp_path), "--profile", "test")
+    shipped = {path.name: path.read_text() for path in (installed.path / "contracts").iterdir()}
+    assert shipped == {path.name: path.read_text() for path in tmp_path.iterdir()}
+    assert len(shipped) >= 5
