@@ -250,7 +250,8 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
 
 def _result_backend(settings: Settings) -> str:
     if settings.results.url == "file://":
-        return f"file://{(settings.data_dir / 'results').resolve()}"
+        folder = (settings.data_dir / "results").resolve()
+        return f"{embedded_broker.RESULT_BACKEND}+file://{folder}"
     results = settings.results
     return _secret_url(results.url, results.username, results.password)
 

@@ -1,9 +1,11 @@
-"""The local profile's broker: kombu's filesystem transport, with whole-file writes.
+"""The local profile's embedded broker and result store: kombu's filesystem transport
+and Celery's file result backend, with whole-file writes.
 
-kombu writes a message file in place, so a worker polling at that moment can take it
-while it is still empty and die on the JSON error (celery/kombu#1551, open). This
-channel writes each message under a name the poller ignores, then renames it into
-place: a poller sees a whole message or none. Everything else is kombu's.
+Both write a file in place, so a reader at that moment can take it empty or half
+written: a polling worker then dies on the JSON error (celery/kombu#1551, open) and a
+caller waiting for a result fails to decode it. Here each file is written under a name
+the readers ignore, then renamed into place: a reader sees a whole file or none.
+Everything else is kombu's and Celery's.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
+from celery.backends.filesystem import FilesystemBackend
 from kombu.transport import filesystem
+from kombu.utils.encoding import ensure_bytes
 from kombu.utils.json import dumps
 
 TRANSPORT = f"{__name__}:Transport"
+# Celery takes a backend class before "+" in a result URL.
+RESULT_BACKEND = f"{__name__}.ResultBackend"
 
 
 class Channel(filesystem.Channel):
@@ -31,13 +37,28 @@ class Channel(filesystem.Channel):
         # kombu's own name: the poller takes files in name order, and by queue suffix.
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         folder = Path(self.data_folder_out)
-        descriptor, partial = tempfile.mkstemp(dir=folder, prefix=".", suffix=".partial")
-        with os.fdopen(descriptor, "w") as file:
-            file.write(dumps(payload))
-        Path(partial).replace(folder / name)
+        write_whole(folder / name, dumps(payload).encode())
 
 
 class Transport(filesystem.Transport):
     """kombu's filesystem transport with the channel above."""
 
     Channel = Channel
+
+
+class ResultBackend(FilesystemBackend):
+    """Celery's file result backend whose result files appear whole or not at all."""
+
+    def set(self, key: str | bytes, value: str | bytes) -> None:
+        """Store ``value`` under ``key`` in one rename."""
+        # Celery keeps the folder and keys as bytes; _filename is not in the stubs.
+        filename = self._filename(key)  # type: ignore[attr-defined]
+        write_whole(Path(os.fsdecode(filename)), ensure_bytes(value))
+
+
+def write_whole(target: Path, data: bytes) -> None:
+    """Write ``data`` to a hidden file beside ``target``, then rename it to ``target``."""
+    descriptor, partial = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".partial")
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+    Path(partial).replace(target)

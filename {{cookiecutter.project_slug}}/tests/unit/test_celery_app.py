@@ -76,7 +76,8 @@ def test_local_profile_uses_folders_under_data_dir(local_settings: Settings) -> 
     assert config["broker_transport_options"]["data_folder_in"].startswith(
         str(local_settings.data_dir)
     )
-    assert config["result_backend"].startswith("file:///")
+    results = str((local_settings.data_dir / "results").resolve())
+    assert config["result_backend"].endswith(f"+file://{results}")
     assert not local_settings.data_dir.exists()  # building the configuration writes nothing
     create_app(local_settings)
     for folder in ("broker", "broker-processed", "broker-control", "results"):
@@ -230,6 +231,7 @@ def test_the_embedded_broker_shows_a_message_only_once_it_is_whole(
     # kombu's own transport writes the queue file in place: a polling worker could take
     # it empty and die on the JSON error (celery/kombu#1551).
     queue = local_app.settings.data_dir / "broker"
+    _ = local_app.backend  # its start-up check writes a file: before the watch
     renamed: list[tuple[list[str], dict[str, Any]]] = []
     replace = os.replace
 
@@ -244,3 +246,24 @@ def test_the_embedded_broker_shows_a_message_only_once_it_is_whole(
     assert waiting == []  # nothing a worker could take before the rename
     assert message["headers"]["id"] == result.id
     assert [path.name for path in queue.glob("*.msg")] != []
+
+
+def test_the_local_result_store_shows_a_result_only_once_it_is_whole(
+    local_app: ProjectCelery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Celery's file backend truncates, then writes: a caller polling at that moment read
+    # a half-written result and failed to decode it.
+    stored: list[tuple[bool, dict[str, Any]]] = []
+    replace = os.replace
+    _ = local_app.backend  # its start-up check writes a file: before the watch
+
+    def watch(source: str | Path, target: Path) -> None:
+        stored.append((Path(target).exists(), json.loads(Path(source).read_text())))
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", watch)
+    local_app.backend.store_result("a-task-id", {"message": "whole"}, "SUCCESS")
+    ((existed, meta),) = stored
+    assert not existed  # the result file did not exist while it was written
+    assert meta["result"] == {"message": "whole"}
+    assert local_app.AsyncResult("a-task-id").result == {"message": "whole"}
