@@ -291,9 +291,9 @@ def test_an_unreachable_broker_is_503_at_once(local_settings: Settings) -> None:
     ready = client.get("/readyz")
     checked = time.monotonic()
     # Celery's own retry policy held the answer for broker.connection_timeout (5 s),
-    # and a retried readiness check slept 2 s.
-    assert submitted - started < 1
-    assert checked - submitted < 1
+    # and a retried readiness check slept 2 s. Margins for a busy machine.
+    assert submitted - started < 2
+    assert checked - submitted < 1.5
     assert response.status_code == 503
     assert response.json() == {"detail": "broker or result backend unavailable"}
     assert ready.status_code == 503
@@ -317,9 +317,10 @@ def test_a_broker_that_does_not_answer_is_503_within_the_timeouts(
     ready = client.get("/readyz")
     checked = time.monotonic()
     # One attempt and api.publish_retries (1) reconnect of 1 s each; one 0.3 s check.
-    # Without a socket connect timeout redis-py waited for the OS: minutes.
-    assert submitted - started < 3
-    assert checked - submitted < 0.9
+    # Without a socket connect timeout redis-py waited for the OS: minutes; Celery's own
+    # retry policy took over 10 s, a retried check over 2 s. Margins for a busy machine.
+    assert submitted - started < 5
+    assert checked - submitted < 1.5
     assert response.status_code == 503
     assert ready.json()["checks"]["broker"].startswith("down: ")
 
