@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import cast
+from typing import Any, cast
 
 from celery import chain, chord, group, shared_task
 from celery.app.task import Context
+from celery.canvas import Signature
 from celery.result import GroupResult
 from pydantic import RootModel, StrictInt, StrictStr
 
@@ -87,30 +88,39 @@ def fan_out(records: Iterable[ProcessDataInput]) -> GroupResult:
     return cast(GroupResult, result)  # the stubs type group results as AsyncResult
 
 
-def process_batch(records: Iterable[ProcessDataInput]) -> ModelResult[BatchSummary]:
-    """Process records in parallel, then summarise them once all are done.
+def batch_chord(header: Iterable[Signature[Any]]) -> Signature[Any]:
+    """A chord: the header's tasks in parallel, then ``summarize_batch`` of their outputs.
 
-    If a record fails, the summary does not run and ``record_failure`` logs it.
+    If a header task fails, the summary does not run and ``record_failure`` logs it.
     """
-    header = [process_data.s(record) for record in records]
     body = summarize_batch.s()  # partial: Celery prepends the header's results
     body.link_error(record_failure.s())
-    result = chord(header)(body)
+    return chord(header, body)
+
+
+def process_batch(records: Iterable[ProcessDataInput]) -> ModelResult[BatchSummary]:
+    """Process records in parallel, then summarise them once all are done."""
+    result = batch_chord(process_data.s(record) for record in records).apply_async()
     # The chord's result is its body's; asking the body task for it types it.
     return summarize_batch.AsyncResult(result.id, parent=result.parent)
 
 
-def process_in_order(records: Iterable[ProcessDataInput]) -> ModelResult[ProcessDataOutput]:
-    """Process records one after another, stopping at the first failure.
+def ordered_chain(steps: Iterable[Signature[Any]]) -> Signature[Any]:
+    """A chain: each step after the previous one succeeded, stopping at a failure.
 
-    The result is the last record's; ``record_failure`` logs a failure, and the
-    records after it do not run. ValueError if there are no records.
+    ``record_failure`` logs the failure; the steps after it do not run.
+    ValueError if there are no steps.
     """
-    signatures = [process_data.si(record) for record in records]
+    signatures = list(steps)
     if not signatures:
-        raise ValueError("process_in_order needs at least one record")
-    steps = chain(*signatures)
-    steps.link_error(record_failure.s())
-    result = steps.apply_async()
+        raise ValueError("ordered_chain needs at least one step")
+    canvas = chain(*signatures)
+    canvas.link_error(record_failure.s())
+    return canvas
+
+
+def process_in_order(records: Iterable[ProcessDataInput]) -> ModelResult[ProcessDataOutput]:
+    """Process records one after another; the result is the last record's."""
+    result = ordered_chain(process_data.si(record) for record in records).apply_async()
     # The chain's result is its last step's; asking the task for it types it.
     return process_data.AsyncResult(result.id, parent=result.parent)
