@@ -5,8 +5,9 @@ before publishing, and the worker validates the message against the model before
 the task body runs. What Celery does not give is the static side: with the
 celery-types stubs, ``@shared_task(base=...)`` comes out as ``Task[Any, Any]`` and
 mypy stops checking calls. ``typed_task`` keeps the signature, and ``TypedTask``
-makes results come back as models, so ``delay(wrong_type)`` fails type checking
-and ``.get()`` returns the output model.
+types each call path by what really arrives: ``delay``, ``apply_async``, ``s`` and
+``si`` take the input model only, ``delay().get()`` returns the output model, and
+what comes back as a JSON dict (``apply().get()``, canvas results) is typed ``Any``.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ class TypedTask(Task[[InT], OutT]):
         The model goes in as JSON: a signature travels inside other messages (a
         chain's later steps, errbacks), where Celery does not dump models itself.
         Typed ``Signature[Any]``: its ``apply().get()`` returns the JSON dict and a
-        canvas's results are Celery's, not models (README, "Typed tasks").
+        canvas's results are Celery's, not models (README, "Adding a typed task").
         """
         return self.signature(tuple(item.model_dump(mode="json") for item in payload))
 
