@@ -1,35 +1,111 @@
-"""mypy --strict catches a typed task called with the wrong argument type.
+"""mypy --strict checks every way of calling a typed task, and types results truthfully.
 
-It also keeps ``get(propagate=False)`` honest: that call may return the exception.
+Two probe files, checked in one mypy run: WRONG holds one wrong call per call path,
+each marked ``# E: <word>`` (a word of the message mypy must report on that line, and
+on no other); RIGHT holds the same call paths used correctly, and must pass cleanly.
+Results that are dicts at run time (``apply().get()``, a group's ``get()``) are typed
+``Any`` rather than as models, so RIGHT only annotates what is really returned.
 """
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 from ..conftest import Project
 
-PROBE = """
-from {package}.tasks.data import ProcessDataInput, ProcessDataOutput, process_data
+IMPORTS = """
+from typing import Any
 
-good: ProcessDataOutput = process_data.delay(ProcessDataInput(value=1, label="a")).get()
-from_dict = process_data.delay({{"value": 1, "label": "a"}})
-from_int = process_data.delay(42)
-wrong_output: int = process_data.delay(ProcessDataInput(value=1, label="a")).get()
-stored: ProcessDataOutput = process_data.AsyncResult("id").get()
-or_error: ProcessDataOutput = process_data.AsyncResult("id").get(propagate=False)
+from celery import chain, chord, group
+
+from {package}.tasks.data import (
+    BatchSummary,
+    ProcessDataInput,
+    ProcessDataOutput,
+    batch_chord,
+    fan_out,
+    ordered_chain,
+    process_batch,
+    process_data,
+    process_in_order,
+    record_failure,
+    summarize_batch,
+)
+
+RECORD = ProcessDataInput(value=1, label="a")
+"""
+
+WRONG = """
+process_data(42)  # E: "ProcessDataInput"
+process_data.delay(42)  # E: "ProcessDataInput"
+process_data.delay({{"value": 1, "label": "a"}})  # E: "ProcessDataInput"
+process_data.apply_async((42,))  # E: "tuple[ProcessDataInput]"
+process_data.apply_async((RECORD,), {{"payload": RECORD}})  # E: "None"
+process_data.s(42)  # E: overload
+process_data.si(42)  # E: "ProcessDataInput"
+chain(process_data.si(RECORD), process_data.si(7))  # E: "ProcessDataInput"
+group(process_data.s(RECORD), process_data.s({{"value": 1}}))  # E: overload
+chord([process_data.s(RECORD)])(summarize_batch.s(RECORD))  # E: overload
+process_in_order([42])  # E: "ProcessDataInput"
+wrong_output: int = process_data.delay(RECORD).get()  # E: "ProcessDataOutput"
+maybe_error: ProcessDataOutput = process_data.delay(RECORD).get(propagate=False)  # E: BaseException
+stored: ProcessDataOutput = process_data.AsyncResult("id").get(propagate=False)  # E: BaseException
+summary: ProcessDataOutput = process_batch([RECORD]).get()  # E: "BatchSummary"
+"""
+
+RIGHT = """
+output: ProcessDataOutput = process_data(RECORD)
+output = process_data.delay(RECORD).get(timeout=1)
+output = process_data.apply_async((RECORD,), countdown=1).get()
+output = process_data.AsyncResult("id").get()
+or_error: ProcessDataOutput | BaseException = process_data.delay(RECORD).get(propagate=False)
+summary: BatchSummary = process_batch([RECORD]).get()
+output = process_in_order([RECORD]).get()
+dicts: list[Any] = fan_out([RECORD]).get()
+stored_json: Any = process_data.apply((RECORD,)).get()
+chain(process_data.si(RECORD), process_data.si(RECORD)).apply_async()
+group(process_data.s(RECORD), process_data.s(RECORD)).apply_async()
+chord([process_data.s(RECORD)])(summarize_batch.s().on_error(record_failure.s()))
+batch_chord([process_data.s(RECORD)]).apply_async()
+ordered_chain([process_data.si(RECORD)]).apply_async()
 """
 
 
-def test_mypy_rejects_wrong_calls_and_accepts_right_ones(
+def expected_errors(source: str) -> dict[int, str]:
+    """Line number -> the word its ``# E:`` marker says mypy must report."""
+    return {
+        number: marker.group(1)
+        for number, line in enumerate(source.splitlines(), start=1)
+        if (marker := re.search(r"# E: (\S+)$", line))
+    }
+
+
+def errors_in(result: subprocess.CompletedProcess[str], file: Path) -> dict[int, list[str]]:
+    """The error messages mypy reported for one file, by line number."""
+    found: dict[int, list[str]] = {}
+    for line in result.stdout.splitlines():
+        path, _, rest = line.partition(":")
+        if Path(path).name == file.name and ": error:" in rest:
+            number, _, message = rest.partition(":")
+            found.setdefault(int(number), []).append(message)
+    return found
+
+
+def test_mypy_rejects_each_wrong_call_and_accepts_the_right_ones(
     installed: Project, tmp_path: Path
 ) -> None:
-    probe = tmp_path / "probe.py"
-    probe.write_text(PROBE.format(package=installed.package))
-    result = installed.run("uv", "run", "--frozen", "mypy", str(probe), check=False)
-    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
-    assert result.returncode == 1
-    assert [line.split(":")[1] for line in errors] == ["5", "6", "7", "9"], result.stdout
-    assert all('"ProcessDataInput"' in line for line in errors[:2])
-    assert '"ProcessDataOutput"' in errors[2]
-    assert '"ProcessDataOutput | BaseException"' in errors[3]
+    header = IMPORTS.format(package=installed.package)
+    wrong, right = tmp_path / "wrong_calls.py", tmp_path / "right_calls.py"
+    wrong.write_text(header + WRONG.format())
+    right.write_text(header + RIGHT)
+    result = installed.run(
+        "uv", "run", "--frozen", "mypy", "--strict", str(wrong), str(right), check=False
+    )
+    assert errors_in(result, right) == {}, result.stdout
+    expected = expected_errors(wrong.read_text())
+    reported = errors_in(result, wrong)
+    assert sorted(reported) == sorted(expected), result.stdout
+    for number, word in expected.items():
+        assert any(word in message for message in reported[number]), (number, reported[number])

@@ -72,10 +72,17 @@ def test_invalid_message_from_another_producer_fails_on_the_worker(
 
 def test_fan_out_and_chord(worker_app: ProjectCelery) -> None:
     records = [ProcessDataInput(value=n, label=f"n{n}") for n in range(5)]
-    assert [r["message"] for r in fan_out(records).get(timeout=TIMEOUT)] == [
+    fanned_out = fan_out(records)
+    assert [r["message"] for r in fanned_out.get(timeout=TIMEOUT)] == [
         f"Processed: {n} - n{n}" for n in range(5)
     ]
-    summary = BatchSummary.model_validate(process_batch(records).get(timeout=TIMEOUT))
+    # The group's get() gives the JSON dicts; each task's own result gives the model.
+    assert fanned_out.results is not None
+    assert fanned_out.results[0].get(timeout=TIMEOUT) == ProcessDataOutput(
+        message="Processed: 0 - n0"
+    )
+    summary = process_batch(records).get(timeout=TIMEOUT)
+    assert isinstance(summary, BatchSummary)
     assert summary.count == 5
     assert summary.messages[0] == "Processed: 0 - n0"
 

@@ -46,7 +46,7 @@ def test_a_worker_accepts_every_input_a_caller_can_build(data: st.DataObject) ->
     task = tasks[data.draw(st.sampled_from(sorted(tasks)))]
     payload = data.draw(st.from_type(task.input_model))
     # What a canvas publishes, through the JSON the broker carries, as the worker checks it.
-    content_type, encoding, body = dumps(task.sig(payload).args, serializer="json")
+    content_type, encoding, body = dumps(task.s(payload).args, serializer="json")
     (received,) = loads(body, content_type, encoding, accept=["application/json"])
     assert task.validated(received) == payload
 

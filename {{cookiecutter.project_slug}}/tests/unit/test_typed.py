@@ -106,7 +106,7 @@ def test_a_failure_without_propagate_comes_back_as_the_exception(
 
 
 def test_signatures_carry_json(local_app: ProjectCelery) -> None:
-    signature = process_data.sig(ProcessDataInput(value=1, label="a"))
+    signature = process_data.s(ProcessDataInput(value=1, label="a"))
     assert signature.args == ({"value": 1, "label": "a"},)
 
 

@@ -5,42 +5,27 @@ before publishing, and the worker validates the message against the model before
 the task body runs. What Celery does not give is the static side: with the
 celery-types stubs, ``@shared_task(base=...)`` comes out as ``Task[Any, Any]`` and
 mypy stops checking calls. ``typed_task`` keeps the signature, and ``TypedTask``
-makes results come back as models, so ``delay(wrong_type)`` fails type checking
-and ``.get()`` returns the output model.
+types each call path by what really arrives: ``delay``, ``apply_async``, ``s`` and
+``si`` take the input model only, ``delay().get()`` returns the output model, and
+what comes back as a JSON dict (``apply().get()``, canvas results) is typed ``Any``.
 """
 
 from __future__ import annotations
 
 import inspect
-import types
 import typing
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from celery import Celery, Task, shared_task, states
 from celery.canvas import Signature
-from celery.result import AsyncResult
+from celery.result import AsyncResult, EagerResult, ResultBase
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..config import ConfigError
 
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)
-
-
-def _allow_subscripting() -> None:
-    """The stubs make these classes generic; Celery must accept ``Task[...]`` at runtime.
-
-    Recent Celery releases define ``__class_getitem__`` themselves; older ones need
-    the patch the celery-types README describes. It only fills in what is missing.
-    """
-    for cls in (Task, AsyncResult, Signature, Celery):
-        if "__class_getitem__" not in vars(cls):
-            # setattr: the stubs declare the attribute read-only.
-            setattr(cls, "__class_getitem__", classmethod(types.GenericAlias))  # noqa: B010
-
-
-_allow_subscripting()
 
 
 class TaskModel(BaseModel):
@@ -125,7 +110,7 @@ class TypedTask(Task[[InT], OutT]):
         *,
         backend: Any | None = None,
         app: Any | None = None,
-        parent: AsyncResult[Any] | None = None,
+        parent: ResultBase | None = None,
         **kwargs: Any,
     ) -> ModelResult[OutT]:
         """Results of this task, typed by its output model."""
@@ -139,9 +124,46 @@ class TypedTask(Task[[InT], OutT]):
             **kwargs,
         )
 
-    def sig(self, payload: InT) -> Signature[Any]:
-        """A signature for canvases (group, chord, chain), checked like ``delay``."""
-        return self.s(payload.model_dump(mode="json"))
+    @overload
+    def s(self) -> Signature[Any]: ...
+
+    @overload
+    def s(self, payload: InT, /) -> Signature[Any]: ...
+
+    def s(self, *payload: InT) -> Signature[Any]:
+        """A signature for canvases; ``s(model)`` is checked like ``delay``.
+
+        ``s()`` is the partial form: a chord body or a later chain step, whose input
+        is the previous result Celery prepends at run time, so it cannot be checked.
+        The model goes in as JSON: a signature travels inside other messages (a
+        chain's later steps, errbacks), where Celery does not dump models itself.
+        Typed ``Signature[Any]``: its ``apply().get()`` returns the JSON dict and a
+        canvas's results are Celery's, not models (README, "Adding a typed task").
+        """
+        return self.signature(tuple(item.model_dump(mode="json") for item in payload))
+
+    def si(self, payload: InT) -> Signature[Any]:
+        """An immutable signature: it ignores the previous result in a chain or chord."""
+        return self.signature((payload.model_dump(mode="json"),), immutable=True)
+
+    if TYPE_CHECKING:
+        # Typing only, the runtime is Celery's: the stubs type these from Task's
+        # parameters (any arguments for apply_async, results typed as if get() always
+        # returned the model), so they are declared again with what really arrives.
+
+        def delay(self, payload: InT) -> ModelResult[OutT]:
+            """Publish; the result's ``get()`` returns the output model."""
+
+        def apply_async(  # type: ignore[override]  # narrower: the input model
+            self, args: tuple[InT], kwargs: None = None, **options: Any
+        ) -> ModelResult[OutT]:
+            """Publish with options (countdown, queue, link_error, ...)."""
+
+        def apply(self, *args: Any, **options: Any) -> EagerResult[Any]:
+            """Run here, now, as a worker would; ``get()`` returns the stored JSON dict.
+
+            Untyped, like a message from another producer: tests use it to send raw input.
+            """
 
 
 def typed_task(
@@ -154,15 +176,17 @@ def typed_task(
 
     def register(function: Callable[[InT], OutT]) -> TypedTask[InT, OutT]:
         input_model, output_model = models_of(function)
-        # cast: the stubs have no overload for Celery's pydantic and extra options.
-        task = cast(Any, shared_task)(
+        # bind=False: the function takes its model only; it also selects the stubs'
+        # overload for a base class, so no cast is needed.
+        task: TypedTask[InT, OutT] = shared_task(
             base=TypedTask,
+            bind=False,
             pydantic=True,
             input_model=input_model,
             output_model=output_model,
             **options,
         )(function)
-        return cast("TypedTask[InT, OutT]", task)
+        return task
 
     return register
 
