@@ -7,13 +7,17 @@ from typing import cast
 
 from celery import chord, group
 from celery.result import AsyncResult, GroupResult
-from pydantic import RootModel, StrictInt, StrictStr
+from pydantic import ConfigDict, RootModel, StrictInt, StrictStr
 
 from .typed import TaskModel, typed_task
 
 
 class ProcessDataInput(TaskModel):
     """One record to process."""
+
+    # Examples are part of the contract, the API schema and docs/tasks.md; the tests
+    # submit each one, so keep them valid.
+    model_config = ConfigDict(json_schema_extra={"examples": [{"value": 42, "label": "answer"}]})
 
     value: StrictInt
     label: StrictStr
@@ -27,6 +31,10 @@ class ProcessDataOutput(TaskModel):
 
 class ProcessedBatch(RootModel[list[ProcessDataOutput]]):
     """The outputs of a fan-out, in submission order (what a chord hands its body)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [[{"message": "Processed: 42 - answer"}]]}
+    )
 
 
 class BatchSummary(TaskModel):
