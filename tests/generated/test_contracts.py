@@ -1,4 +1,5 @@
-"""The contracts a fresh project ships are the ones its code produces, so the gate passes."""
+"""The contracts and task reference a fresh project ships are the ones its code produces,
+so the gate passes."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ def test_shipped_task_contracts_match_a_fresh_dump(installed: Project, tmp_path:
     cli = ("uv", "run", "--frozen", installed.combination.slug, "contracts")
     check = installed.run(*cli, "check", "--profile", "test")
     assert "the code matches the committed contracts" in check.stdout
-    # Byte for byte: titles and descriptions, which the gate does not compare, included.
+    # Byte for byte: titles, descriptions and examples, which the gate does not compare,
+    # included. Regenerate both with ./scripts/regenerate-contracts.
     installed.run(*cli, "dump", "--dir", str(tmp_path), "--profile", "test")
     shipped = {path.name: path.read_text() for path in (installed.path / "contracts").iterdir()}
     assert shipped == {path.name: path.read_text() for path in tmp_path.iterdir()}
     assert len(shipped) >= 5
+    docs = tmp_path / "docs"
+    installed.run(*cli, "docs", "--docs-dir", str(docs), "--profile", "test")
+    shipped_reference = (installed.path / "docs" / "tasks.md").read_text()
+    assert shipped_reference == (docs / "tasks.md").read_text()
+    assert "## process_data" in shipped_reference

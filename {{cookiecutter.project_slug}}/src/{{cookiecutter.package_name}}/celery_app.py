@@ -191,17 +191,25 @@ class QueueTimeLimits:
     """Celery task annotation: the limits of a task's queue fill in those it did not set.
 
     Tasks on the cpu queue get ``tasks.cpu``, the others ``tasks``; a limit given on
-    the task itself (``@typed_task(time_limit=300)``) wins.
+    the task itself (``@typed_task(time_limit=300)``) wins. The task's
+    ``time_limit_settings`` names the setting each filled-in limit came from, which
+    the task reference (``contracts docs``) shows instead of a profile's value.
     """
 
     def __init__(self, limits: TaskSettings) -> None:
         self.limits = limits
 
-    def annotate(self, task: Task[Any, Any]) -> dict[str, float]:
-        """The limits ``task`` lacks, from its queue's defaults."""
-        queue: TimeLimits = self.limits.cpu if fnmatch(task.name, CPU_TASKS) else self.limits
-        defaults = {"soft_time_limit": queue.soft_time_limit, "time_limit": queue.time_limit}
-        return {key: value for key, value in defaults.items() if getattr(task, key) is None}
+    def annotate(self, task: Task[Any, Any]) -> dict[str, Any]:
+        """The limits ``task`` lacks, from its queue's defaults, and their setting keys."""
+        cpu = fnmatch(task.name, CPU_TASKS)
+        queue: TimeLimits = self.limits.cpu if cpu else self.limits
+        missing = [key for key in ("soft_time_limit", "time_limit") if getattr(task, key) is None]
+        if not missing:  # Celery binds a task more than once: keep the first answer
+            return {}
+        prefix = "tasks.cpu" if cpu else "tasks"
+        return {key: getattr(queue, key) for key in missing} | {
+            "time_limit_settings": {key: f"{prefix}.{key}" for key in missing}
+        }
 
 
 def _secret_url(url: str, username: str | None, password: SecretStr | None) -> str:

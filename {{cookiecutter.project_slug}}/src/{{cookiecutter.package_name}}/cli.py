@@ -11,6 +11,7 @@ import typer
 from celery.result import AsyncResult
 from pydantic import ValidationError
 
+from . import contract_docs
 from . import contracts as task_contracts
 from .celery_app import ProjectCelery, create_app
 from .config import ConfigError, Settings, explain, load_settings
@@ -232,12 +233,15 @@ def tasks(profile: ProfileOption = None) -> None:
 
 
 contracts_app = typer.Typer(
-    help="Committed task contracts: dump them, check the code against them.",
+    help="Committed task contracts and reference: write them, check the code against them.",
     no_args_is_help=True,
 )
 app.add_typer(contracts_app, name="contracts")
 
 ContractsDirOption = Annotated[Path, typer.Option("--dir", help="The committed contracts folder.")]
+DocsDirOption = Annotated[
+    Path, typer.Option("--docs-dir", help="The folder of the committed task reference.")
+]
 
 
 @contracts_app.command("dump")
@@ -249,24 +253,43 @@ def contracts_dump(
     typer.echo(f"wrote {len(written)} contracts to {folder}/")
 
 
+@contracts_app.command("docs")
+def contracts_docs(
+    docs_dir: DocsDirOption = contract_docs.DOCS_DIR, profile: ProfileOption = None
+) -> None:
+    """Write the task reference (docs/tasks.md); the same whatever the profile."""
+    path = contract_docs.write(app_for(profile), docs_dir)
+    typer.echo(f"wrote {path}")
+
+
 @contracts_app.command("check")
 def contracts_check(
-    folder: ContractsDirOption = task_contracts.CONTRACTS_DIR, profile: ProfileOption = None
+    folder: ContractsDirOption = task_contracts.CONTRACTS_DIR,
+    docs_dir: DocsDirOption = contract_docs.DOCS_DIR,
+    profile: ProfileOption = None,
 ) -> None:
-    """Exit 1 naming task, field and rule when the code breaks a committed contract."""
+    """Exit 1 naming task, field and rule when the code breaks a committed contract,
+    or naming the file when the task reference is stale."""
     try:
         committed = task_contracts.load(folder)
     except task_contracts.ContractsMissingError as error:
         raise fail(str(error)) from None
-    changes = task_contracts.compare(committed, task_contracts.current_contracts(app_for(profile)))
+    celery = app_for(profile)
+    changes = task_contracts.compare(committed, task_contracts.current_contracts(celery))
     for change in changes:
         typer.echo(str(change), err=change.breaking)
+    stale = contract_docs.staleness(celery, docs_dir)
+    if stale:
+        command = "uv run {{ cookiecutter.project_slug }} contracts docs"
+        typer.echo(f"error: {stale}; run `{command}` and commit it", err=True)
     if any(change.breaking for change in changes):
         raise fail(
             "the code breaks committed task contracts; messages in flight or results "
             "being read would fail (see README, Task contracts)",
             code=1,
         )
+    if stale:
+        raise typer.Exit(1)
     if changes:
         typer.echo("compatible: run `contracts dump` and commit the files to record the changes")
     else:

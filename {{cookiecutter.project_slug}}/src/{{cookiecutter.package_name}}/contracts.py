@@ -34,6 +34,8 @@ UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProp
 LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
 # Keywords where any new or changed value may refuse what the old one accepted.
 EXACT = ("pattern", "format", "multipleOf", "const")
+# Only the keywords above, types, enums, items and fields are compared: title,
+# description, examples and default document a schema without changing what it accepts.
 JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
 
 

@@ -364,3 +364,13 @@ def test_cli_api_command_passes_flags_over_settings(monkeypatch: pytest.MonkeyPa
     result = CliRunner().invoke(cli.app, ["api", "--port", "9000"])
     assert result.exit_code == 0, result.output
     assert served == [("127.0.0.1", 9000)]
+
+
+def test_the_openapi_schema_shows_each_documented_example(
+    local_app: ProjectCelery, client: TestClient
+) -> None:
+    # The examples of docs/tasks.md come from the input models, so the API shows them too.
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for task in typed_tasks(local_app).values():
+        model = task.input_model
+        assert schemas[model.__name__]["examples"] == model.model_json_schema()["examples"]

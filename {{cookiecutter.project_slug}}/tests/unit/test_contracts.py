@@ -322,6 +322,7 @@ def test_dump_is_stable_and_removes_tasks_that_are_gone(tmp_path: Path) -> None:
 
 def test_cli_check_passes_right_after_dump() -> None:
     assert runner.invoke(app, ["contracts", "dump"]).exit_code == 0
+    assert runner.invoke(app, ["contracts", "docs"]).exit_code == 0
     result = runner.invoke(app, ["contracts", "check"])
     assert result.exit_code == 0, result.output
     assert "the code matches the committed contracts" in result.stdout
@@ -365,6 +366,7 @@ def test_cli_check_fails_when_a_real_task_breaks_its_contract(tmp_path: Path) ->
 
 def test_cli_check_reports_compatible_changes_and_passes(tmp_path: Path) -> None:
     runner.invoke(app, ["contracts", "dump", "--dir", str(tmp_path)])
+    runner.invoke(app, ["contracts", "docs"])
 
     def older(committed: dict[str, Any]) -> None:
         committed["input"]["properties"]["value"]["maximum"] = 10  # the code dropped it

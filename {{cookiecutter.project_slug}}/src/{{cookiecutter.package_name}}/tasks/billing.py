@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from ..celery_app import current_resources
 from .typed import TaskModel, typed_task
@@ -17,6 +17,18 @@ from .typed import TaskModel, typed_task
 
 class CreditRequest(TaskModel):
     """Credit an account once, whatever the number of deliveries."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "idempotency_key": "refund-2024-0001",
+                    "account_id": "acct-42",
+                    "amount_cents": 1500,
+                }
+            ]
+        }
+    )
 
     idempotency_key: Annotated[str, Field(min_length=8, max_length=128)]
     account_id: Annotated[str, Field(min_length=1, max_length=64)]

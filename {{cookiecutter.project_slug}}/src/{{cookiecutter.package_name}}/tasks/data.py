@@ -14,7 +14,7 @@ from celery import chain, chord, group, shared_task
 from celery.app.task import Context
 from celery.canvas import Signature
 from celery.result import GroupResult
-from pydantic import RootModel, StrictInt, StrictStr
+from pydantic import ConfigDict, RootModel, StrictInt, StrictStr
 
 from .typed import ModelResult, TaskModel, typed_task
 
@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 class ProcessDataInput(TaskModel):
     """One record to process."""
+
+    # Examples are part of the contract, the API schema and docs/tasks.md; the tests
+    # submit each one, so keep them valid.
+    model_config = ConfigDict(json_schema_extra={"examples": [{"value": 42, "label": "answer"}]})
 
     value: StrictInt
     label: StrictStr
@@ -36,6 +40,10 @@ class ProcessDataOutput(TaskModel):
 
 class ProcessedBatch(RootModel[list[ProcessDataOutput]]):
     """The outputs of a fan-out, in submission order (what a chord hands its body)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [[{"message": "Processed: 42 - answer"}]]}
+    )
 
 
 class BatchSummary(TaskModel):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 from celery.exceptions import SoftTimeLimitExceeded
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from ..celery_app import current_resources
 from .typed import TaskModel, typed_task
@@ -22,6 +22,10 @@ SourceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 class ThumbnailRequest(TaskModel):
     """A thumbnail to render from a source image."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"source_id": "holiday-photo", "width": 128, "height": 96}]}
+    )
 
     source_id: SourceId
     width: Annotated[int, Field(ge=1, le=4096)]

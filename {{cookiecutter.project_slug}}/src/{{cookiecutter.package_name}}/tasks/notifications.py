@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from ..celery_app import current_resources
 from ..resources import TransientError
@@ -13,6 +13,12 @@ from .typed import TaskInputError, TaskModel, typed_task
 
 class Notification(TaskModel):
     """A message for a partner system."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"recipient": "ops@example.com", "body": "Disk almost full"}]
+        }
+    )
 
     recipient: Annotated[str, Field(min_length=1, max_length=254)]
     body: Annotated[str, Field(max_length=10_000)]
