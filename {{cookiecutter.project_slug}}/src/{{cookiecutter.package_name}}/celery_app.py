@@ -34,7 +34,7 @@ PACKAGE = __name__.rpartition(".")[0]
 CPU_TASKS = f"{PACKAGE}.tasks.media.*"
 # One module per domain; the worker imports each so its tasks are registered.
 TASK_MODULES = tuple(
-    f"{PACKAGE}.tasks.{domain}" for domain in ("billing", "data", "media", "notifications")
+    f"{PACKAGE}.tasks.{domain}" for domain in ("audit", "billing", "data", "media", "notifications")
 )
 
 
