@@ -128,6 +128,7 @@ def test_status_of_a_success_is_the_result(local_settings: Settings, extended: b
         "state": "SUCCESS",
         "result": {"message": "Processed: 1 - a"},
         "error": None,
+        "note": None,
     }
 
 
