@@ -6,17 +6,19 @@ so tests build an app from test settings and the CLI from the active profile.
 
 from __future__ import annotations
 
+import inspect
 from fnmatch import fnmatch
 from typing import Any
 from urllib.parse import quote
 
 from celery import Celery, Task, bootsteps
 from celery._state import get_current_app, get_current_task
+from celery.result import AsyncResult
 from celery.worker.consumer import Consumer
 from kombu import Exchange, Queue
 from pydantic import SecretStr
 
-from . import embedded_broker, observability, worker_loss
+from . import embedded_broker, observability, scheduling, worker_loss
 from .config import ConfigError, Settings, setting_problem
 from .config.settings import TaskSettings, TimeLimits
 from .reconnect import RequeueAfterReconnect
@@ -32,7 +34,7 @@ PACKAGE = __name__.rpartition(".")[0]
 CPU_TASKS = f"{PACKAGE}.tasks.media.*"
 # One module per domain; the worker imports each so its tasks are registered.
 TASK_MODULES = tuple(
-    f"{PACKAGE}.tasks.{domain}" for domain in ("billing", "data", "media", "notifications")
+    f"{PACKAGE}.tasks.{domain}" for domain in ("audit", "billing", "data", "media", "notifications")
 )
 
 
@@ -43,6 +45,29 @@ class ProjectCelery(Celery):
         super().__init__(PACKAGE, include=list(TASK_MODULES))
         self.settings = settings
         self.provider = provider
+
+    def send_task(self, name: str, *args: Any, **options: Any) -> AsyncResult[Any]:
+        """Publish a task; on Redis, refuse a delay it would deliver twice (scheduling.py).
+
+        Every publish passes here (``delay``, ``apply_async``, canvases, retries), so the
+        caller gets ``DelayTooLongError`` before anything is sent.
+        """
+        if self.settings.broker.is_redis:
+            # Bound as Celery would, so a countdown passed by position counts too.
+            call = _SEND_TASK.bind(self, name, *args, **options).arguments
+            call |= call.pop("options", {})
+            tasks = self.settings.tasks
+            scheduling.check_publish(
+                self,
+                name,
+                call,
+                timeout=self.settings.broker.visibility_timeout,
+                default_limit=max(tasks.time_limit, tasks.cpu.time_limit),
+            )
+        return super().send_task(name, *args, **options)
+
+
+_SEND_TASK = inspect.signature(Celery.send_task)
 
 
 def create_app(settings: Settings, provider: ResourceProvider | None = None) -> ProjectCelery:

@@ -17,6 +17,7 @@ from .celery_app import ProjectCelery, create_app
 from .config import ConfigError, Settings, explain, load_settings
 from .health import dependency_checks
 from .observability import configure_logging
+from .tasks import PENDING_NOTE
 from .tasks.typed import TypedTask, describe_errors, typed_tasks
 
 app = typer.Typer(
@@ -151,9 +152,13 @@ def submit(
             f"invalid input for {task} (nothing was enqueued):\n  "
             + "\n  ".join(describe_errors(error))
         ) from None
+    if wait and typed.ignore_result:
+        raise fail(f"{task} stores no result (ignore_result), so --wait cannot wait for it")
     result = typed.delay(model)
     if not wait:
         typer.echo(result.id)
+        if typed.ignore_result:
+            typer.echo(f"note: {task} stores no result; status will say PENDING", err=True)
         return
     try:
         output = result.get(timeout=timeout)
@@ -177,7 +182,10 @@ def status(
     celery = app_for(profile)
     result: AsyncResult[Any] = celery.AsyncResult(task_id)
     report: dict[str, Any] = {"task_id": task_id, "state": result.state}
-    if result.successful():
+    if result.state == "PENDING":
+        # The store knows nothing of the id: queued, unknown, or a task that stores no result.
+        report["note"] = PENDING_NOTE
+    elif result.successful():
         report["result"] = result.result
     elif result.failed():
         report["error"] = f"{type(result.result).__name__}: {result.result}"

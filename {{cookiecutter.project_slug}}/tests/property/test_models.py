@@ -20,6 +20,9 @@ from {{ cookiecutter.package_name }}.tasks.data import (
 from {{ cookiecutter.package_name }}.tasks.media import (
     ThumbnailRequest,
 )
+from {{ cookiecutter.package_name }}.tasks.notifications import (
+    LoginCode,
+)
 from {{ cookiecutter.package_name }}.tasks.typed import (
     typed_tasks,
 )
@@ -35,6 +38,10 @@ st.register_type_strategy(
 st.register_type_strategy(
     ThumbnailRequest,
     st.builds(ThumbnailRequest, source_id=st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)),
+)
+st.register_type_strategy(
+    LoginCode,
+    st.builds(LoginCode, code=st.from_regex(r"[0-9]{6}", fullmatch=True)),
 )
 
 

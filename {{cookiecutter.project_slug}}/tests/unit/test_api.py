@@ -128,6 +128,7 @@ def test_status_of_a_success_is_the_result(local_settings: Settings, extended: b
         "state": "SUCCESS",
         "result": {"message": "Processed: 1 - a"},
         "error": None,
+        "note": None,
     }
 
 
@@ -157,6 +158,7 @@ def test_status_of_a_failure_hides_the_traceback_in_production(
 def test_status_of_an_unknown_id_is_pending(client: TestClient) -> None:
     response = client.get("/tasks/6f1c2a9e-0000-4000-8000-00000000ffff")
     assert response.json()["state"] == "PENDING"
+    assert "stores no result (ignore_result)" in response.json()["note"]
 
 
 def test_status_of_an_invalid_id_is_422(client: TestClient) -> None:

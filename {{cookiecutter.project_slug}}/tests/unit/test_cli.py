@@ -87,6 +87,32 @@ def test_status_of_unknown_task_is_pending() -> None:
     assert json.loads(result.output)["state"] == "PENDING"
 
 
+def test_status_explains_what_pending_can_mean() -> None:
+    result = invoke("status", "0b5c6a1e-0000-4000-8000-000000000000")
+    assert "stores no result (ignore_result)" in json.loads(result.output)["note"]
+
+
+AUDIT_EVENT = '{"event_id": "evt-00001", "actor": "ann", "action": "login"}'
+
+
+def test_a_task_that_stores_no_result_cannot_be_waited_for() -> None:
+    result = invoke("submit", "record_audit_event", "--json", AUDIT_EVENT, "--wait")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: record_audit_event stores no result (ignore_result), "
+        "so --wait cannot wait for it\n"
+    )
+    assert queued_messages() == []
+
+
+def test_submitting_a_task_that_stores_no_result_says_so() -> None:
+    result = invoke("submit", "record_audit_event", "--json", AUDIT_EVENT)
+    assert result.exit_code == 0
+    assert len(result.stdout.strip()) == 36
+    assert "stores no result; status will say PENDING" in result.stderr
+    assert len(queued_messages()) == 1
+
+
 def test_status_rejects_an_id_that_is_not_a_uuid() -> None:
     result = invoke("status", "not-a-uuid")
     assert result.exit_code == 2

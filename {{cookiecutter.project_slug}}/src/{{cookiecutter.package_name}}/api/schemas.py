@@ -29,6 +29,8 @@ class TaskStatus(BaseModel):
     state: str
     result: dict[str, Any] | None = None
     error: TaskError | None = None
+    # Set while PENDING: the store cannot tell queued from unknown or never stored.
+    note: str | None = None
 
 
 class Problem(BaseModel):

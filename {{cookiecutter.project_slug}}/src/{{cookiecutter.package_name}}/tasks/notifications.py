@@ -44,8 +44,32 @@ TRANSIENT_RETRIES: dict[str, Any] = {
 }
 
 
-@typed_task(**TRANSIENT_RETRIES)
+# The partner gateway accepts so many calls a second; Celery holds back the rest.
+# A rate limit is per worker process group (each worker has its own token bucket):
+# with N workers the gateway sees up to N times this.
+GATEWAY_RATE_LIMIT = "10/s"
+
+# A login code is valid for 5 minutes: a message still queued after that is revoked
+# by the worker instead of sending a code that no longer works.
+LOGIN_CODE_TTL = 300
+
+
+class LoginCode(TaskModel):
+    """A one-time login code to send."""
+
+    recipient: Annotated[str, Field(min_length=1, max_length=254)]
+    code: Annotated[str, Field(pattern=r"^[0-9]{6}$")]
+
+
+@typed_task(**TRANSIENT_RETRIES, rate_limit=GATEWAY_RATE_LIMIT)
 def send_notification(notification: Notification) -> Delivery:
     """Deliver a notification through the partner gateway."""
     current_resources().gateway.deliver(notification.recipient, notification.body)
     return Delivery(recipient=notification.recipient, delivered=True)
+
+
+@typed_task(expires=LOGIN_CODE_TTL, rate_limit=GATEWAY_RATE_LIMIT)
+def send_login_code(login: LoginCode) -> Delivery:
+    """Send a login code, unless it expired while queued (then it is revoked unsent)."""
+    current_resources().gateway.deliver(login.recipient, f"Your login code: {login.code}")
+    return Delivery(recipient=login.recipient, delivered=True)

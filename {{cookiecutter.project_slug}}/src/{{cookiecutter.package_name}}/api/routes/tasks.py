@@ -18,6 +18,7 @@ from pydantic import BaseModel, SecretStr
 from starlette.concurrency import run_in_threadpool
 
 from ...config import Profile, Settings
+from ...tasks import PENDING_NOTE
 from ...tasks.typed import TypedTask
 from ..deps import CeleryDep, SettingsDep, api_key_guard
 from ..schemas import ERROR_RESPONSES, Problem, TaskAccepted, TaskError, TaskStatus
@@ -120,6 +121,8 @@ def task_status(task_id: UUID, celery: CeleryDep, settings: SettingsDep) -> Task
                 traceback=result.traceback if show_traceback else None,
             ),
         )
+    if state == states.PENDING:
+        return TaskStatus(task_id=result.id, state=state, note=PENDING_NOTE)
     return TaskStatus(task_id=result.id, state=state)
 
 
