@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -89,11 +89,13 @@ def worker_process(
     concurrency: int = 2,
     settings: dict[str, str] | None = None,
     ready: bool = True,
+    include: Sequence[str] = (),
 ) -> Iterator[WorkerProcess]:
     """Start a worker of the test profile, wait until it answers, stop it after.
 
     ``settings`` are overrides by dotted key, passed as environment variables;
-    ``ready=False`` does not wait, for a worker its first task kills at once.
+    ``ready=False`` does not wait, for a worker its first task kills at once;
+    ``include`` are more test modules to load after ``fault_tasks``.
     """
     node = f"{unique('fault')}@{socket.gethostname()}"
     log = tmp_path / f"{node.partition('@')[0]}.log"
@@ -117,7 +119,7 @@ def worker_process(
         f"--concurrency={concurrency}",
         "--",
         f"--hostname={node}",
-        f"--include={FAULT_TASKS}",
+        f"--include={','.join([FAULT_TASKS, *include])}",
         # Nothing to sync with: each test's worker is alone on its queues.
         "--without-mingle",
         "--without-gossip",
