@@ -83,6 +83,7 @@ def task_section(task: TypedTask[Any, Any], contract: Schema) -> str:
         f"- **Queue:** `{contract['queue']}`",
         f"- **Time limits:** {time_limits(task)}",
         f"- **Retries:** {retry_policy(task)}",
+        f"- **Delivery:** {delivery_options(task)}",
     ]
     return "\n".join(
         [
@@ -137,6 +138,15 @@ def retry_policy(task: TypedTask[Any, Any]) -> str:
             words.append("with jitter")
     else:
         words.append(f"{task.default_retry_delay} s apart")
+    return ", ".join(words)
+
+
+def delivery_options(task: TypedTask[Any, Any]) -> str:
+    """Rate limit, expiry and whether a result is stored, in words."""
+    words = [f"at most {task.rate_limit} per worker" if task.rate_limit else "no rate limit"]
+    if task.expires is not None:
+        words.append(f"dropped unrun {task.expires} s after publishing")
+    words.append("no result stored" if task.ignore_result else "result stored")
     return ", ".join(words)
 
 

@@ -39,7 +39,8 @@ def test_each_documented_example_succeeds_on_a_worker(
     worker_app: ProjectCelery, task: str, example: Any
 ) -> None:
     contract = load(CONTRACTS)[task]
-    result = worker_app.send_task(contract["name"], args=[example])
+    # ignore_result=False: a fire-and-forget task stores its result only when asked.
+    result = worker_app.send_task(contract["name"], args=[example], ignore_result=False)
     output = result.get(timeout=TIMEOUT, propagate=False)
     assert result.state == "SUCCESS", output
     Draft202012Validator(contract["output"]).validate(output)

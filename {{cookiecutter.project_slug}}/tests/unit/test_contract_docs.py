@@ -103,6 +103,12 @@ def test_the_reference_states_each_task_from_its_code() -> None:
         "exponential backoff from 1 s, at most 60 s, with jitter"
     ) in section(text, "send_notification")
     assert "The whole value is array of `ProcessDataOutput`." in section(text, "summarize_batch")
+    assert "- **Delivery:** no rate limit, result stored" in process
+    assert (
+        "- **Delivery:** at most 10/s per worker, dropped unrun 300 s after publishing, "
+        "result stored"
+    ) in section(text, "send_login_code")
+    assert "no result stored" in section(text, "record_audit_event")
 
 
 def test_the_reference_does_not_depend_on_the_profile(local_settings: Settings) -> None:

@@ -148,17 +148,17 @@ def in_seconds(seconds: float) -> datetime:
         ),
         pytest.param(lambda app: app.send_task("elsewhere.task", countdown=500), id="unknown task"),
         pytest.param(
-            lambda app: send_notification.sig(NOTE).set(countdown=500).delay(), id="signature"
+            lambda app: send_notification.s(NOTE).set(countdown=500).delay(), id="signature"
         ),
         pytest.param(
             lambda app: chain(
-                send_notification.sig(NOTE), send_notification.sig(NOTE).set(countdown=500)
+                send_notification.s(NOTE), send_notification.s(NOTE).set(countdown=500)
             ).delay(),
             id="a later step of a chain",
         ),
         pytest.param(
             lambda app: chord(
-                [send_notification.sig(NOTE)], send_notification.s().set(countdown=500)
+                [send_notification.s(NOTE)], send_notification.s().set(countdown=500)
             ).delay(),
             id="a chord's body",
         ),
@@ -169,7 +169,7 @@ def in_seconds(seconds: float) -> datetime:
             id="a callback",
         ),
         pytest.param(
-            lambda app: group(send_notification.sig(NOTE).set(countdown=500)).delay(),
+            lambda app: group(send_notification.s(NOTE).set(countdown=500)).delay(),
             id="a member of a group",
         ),
     ],

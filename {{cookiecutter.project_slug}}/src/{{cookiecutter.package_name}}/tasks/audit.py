@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from ..celery_app import current_resources
 from .typed import TaskModel, typed_task
@@ -18,6 +18,12 @@ from .typed import TaskModel, typed_task
 
 class AuditEvent(TaskModel):
     """Something a user did, recorded once however often it is delivered."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"event_id": "evt-0001-login", "actor": "ada", "action": "login"}]
+        }
+    )
 
     event_id: Annotated[str, Field(min_length=8, max_length=128)]
     actor: Annotated[str, Field(min_length=1, max_length=64)]

@@ -57,6 +57,10 @@ LOGIN_CODE_TTL = 300
 class LoginCode(TaskModel):
     """A one-time login code to send."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"recipient": "ada@example.com", "code": "424242"}]}
+    )
+
     recipient: Annotated[str, Field(min_length=1, max_length=254)]
     code: Annotated[str, Field(pattern=r"^[0-9]{6}$")]
 
