@@ -9,6 +9,7 @@ Either way each message has exactly one outcome: none lost, none run twice.
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from contextlib import suppress
 from typing import Any
@@ -118,10 +119,13 @@ def test_messages_queued_by_the_old_code_meet_the_gates_verdict(
     assert waiting(broker_app) == len(ids)
 
     monkeypatch.setenv(EVOLUTION_VARIABLE, evolution)
-    with run_worker(include=[DEPLOY_TASKS]):
+    with run_worker(include=[DEPLOY_TASKS]) as worker:
         states = final_states(broker_app, ids, TIMEOUT)
         seen = evidence(broker_app, ids)
-    assert waiting(broker_app) == 0
+        # A warm shutdown returns any message not yet acknowledged to its queue.
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(timeout=TIMEOUT) == 0
+    assert waiting(broker_app) == 0, "messages left to run again"
 
     # The gate's verdict is what happened: every message ran, or every one was refused.
     expected = "FAILURE" if breaking else "SUCCESS"
