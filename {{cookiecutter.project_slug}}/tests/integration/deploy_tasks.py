@@ -29,10 +29,7 @@ from {{ cookiecutter.package_name }}.tasks.typed import (
     typed_tasks,
 )
 
-from .evolution import EVOLUTION_VARIABLE, evolvable, evolve, examples
-
-DELIVERED = "delivered"
-RAN = "ran"
+from .evolution import DELIVERED, EVOLUTION_VARIABLE, RAN, evolvable, evolve, examples
 
 
 def record(task_id: str, stage: str) -> None:

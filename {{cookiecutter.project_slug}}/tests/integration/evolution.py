@@ -20,6 +20,9 @@ Schema = dict[str, Any]
 
 # Read by ``deploy_tasks`` in the worker: which evolution the next release makes.
 EVOLUTION_VARIABLE = "DEPLOY_TEST_EVOLUTION"
+# What ``deploy_tasks`` records in the ledger for each message, under its task id.
+DELIVERED = "delivered"
+RAN = "ran"
 # The field each evolution adds to every evolvable input model, as pydantic's
 # create_model takes it: (type, default), where ``...`` means required.
 NEW_FIELDS: dict[str, tuple[str, tuple[type, Any]]] = {

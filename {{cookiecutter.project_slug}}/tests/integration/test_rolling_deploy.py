@@ -9,6 +9,7 @@ Either way each message has exactly one outcome: none lost, none run twice.
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from contextlib import suppress
 from typing import Any
@@ -33,7 +34,15 @@ from {{ cookiecutter.package_name }}.tasks.typed import (
 )
 
 from .conftest import RunWorker
-from .evolution import EVOLUTION_VARIABLE, NEW_FIELDS, evolvable, evolve, examples
+from .evolution import (
+    DELIVERED,
+    EVOLUTION_VARIABLE,
+    NEW_FIELDS,
+    RAN,
+    evolvable,
+    evolve,
+    examples,
+)
 from .harness import (
     PROJECT,
 {%- if cookiecutter.broker == "rabbitmq" %}
@@ -118,16 +127,19 @@ def test_messages_queued_by_the_old_code_meet_the_gates_verdict(
     assert waiting(broker_app) == len(ids)
 
     monkeypatch.setenv(EVOLUTION_VARIABLE, evolution)
-    with run_worker(include=[DEPLOY_TASKS]):
+    with run_worker(include=[DEPLOY_TASKS]) as worker:
         states = final_states(broker_app, ids, TIMEOUT)
         seen = evidence(broker_app, ids)
-    assert waiting(broker_app) == 0
+        # A warm shutdown returns any message not yet acknowledged to its queue.
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(timeout=TIMEOUT) == 0
+    assert waiting(broker_app) == 0, "messages left to run again"
 
     # The gate's verdict is what happened: every message ran, or every one was refused.
     expected = "FAILURE" if breaking else "SUCCESS"
     assert Counter(states.values()) == {expected: len(ids)}
-    assert all(seen[task_id, "delivered"] == 1 for task_id in ids), seen
-    runs = [seen[task_id, "ran"] for task_id in ids]
+    assert all(seen[task_id, DELIVERED] == 1 for task_id in ids), seen
+    runs = [seen[task_id, RAN] for task_id in ids]
     assert runs == [0 if breaking else 1] * len(ids)
     tasks = {task.name: task for task in typed_tasks(broker_app).values()}
     for (name, _), result in zip(messages, sent, strict=True):
