@@ -17,7 +17,6 @@ from celery.backends.redis import RedisBackend
 from celery.contrib.testing.worker import start_worker
 
 from {{ cookiecutter.package_name }}.celery_app import (
-    DEFAULT_QUEUE,
     ProjectCelery,
     create_app,
     dead_letter_queue,
@@ -88,14 +87,15 @@ def delete_queues(app: ProjectCelery) -> None:
             queue(channel).delete()
 
 
-def declare_default_queue(app: ProjectCelery) -> None:
-    """Declare the queue again after ``delete_queues``.
+def declare_queues(app: ProjectCelery) -> None:
+    """Declare the work queues again after ``delete_queues``, as production has them.
 
     A publisher declares a queue once per connection and remembers it: without a
     worker to declare it, a publish after the deletion would go nowhere.
     """
     with app.connection_for_write() as connection:
-        app.amqp.queues[DEFAULT_QUEUE](connection.default_channel).declare()
+        for queue in app.amqp.queues.values():
+            queue(connection.default_channel).declare()
 
 
 def close_result_subscriptions() -> None:

@@ -33,7 +33,7 @@ from {{ cookiecutter.package_name }}.tasks.typed import (
     typed_tasks,
 )
 
-from .conftest import RunWorker
+from .conftest import RunWorker, declare_queues
 from .evolution import (
     DELIVERED,
     EVOLUTION_VARIABLE,
@@ -75,17 +75,6 @@ def old_messages(old: dict[str, Schema], released: set[str]) -> list[tuple[str, 
         if contract["name"] in released
         for payload in examples(contract["input"])
     ]
-
-
-def declare_queues(app: ProjectCelery) -> None:
-    """Declare the work queues, as they exist in production before a deploy.
-
-    run_worker deleted them, and a publisher declares a queue only once per connection
-    (kombu caches it): its messages would go to an exchange bound to nothing.
-    """
-    with app.connection_for_write() as connection:
-        for queue in app.amqp.queues.values():
-            queue(connection.default_channel).declare()
 
 
 def waiting(app: ProjectCelery) -> int:

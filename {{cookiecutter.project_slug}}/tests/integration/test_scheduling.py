@@ -28,7 +28,7 @@ from {{ cookiecutter.package_name }}.tasks.notifications import (
 {% if cookiecutter.broker == "redis" %}
 from ..conftest import RecordingGateway
 {%- endif %}
-from .conftest import declare_default_queue, delete_queues
+from .conftest import declare_queues, delete_queues
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def longest_delay(app: ProjectCelery) -> float:
 def test_a_refused_delay_sends_nothing(broker_app: ProjectCelery) -> None:
     # No worker yet (this test comes first in the module): messages stay queued.
     delete_queues(broker_app)
-    declare_default_queue(broker_app)
+    declare_queues(broker_app)
     broker_app.set_current()
     send_notification.apply_async((note("accepted"),), countdown=1)
     assert queued(broker_app) == 1  # the count sees a publish
@@ -106,7 +106,7 @@ def test_rabbitmq_takes_a_delay_longer_than_any_visibility_timeout(
     broker_app: ProjectCelery,
 ) -> None:
     delete_queues(broker_app)
-    declare_default_queue(broker_app)
+    declare_queues(broker_app)
     broker_app.set_current()
     send_notification.apply_async((note("next-month"),), countdown=30 * 86400)
     assert queued(broker_app) == 1

@@ -46,7 +46,7 @@ from {{ cookiecutter.package_name }}.tasks.notifications import (
 )
 
 from ..conftest import RecordingGateway
-from .conftest import declare_default_queue, delete_queues
+from .conftest import declare_queues, delete_queues
 from .harness import eventually
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ def test_a_login_code_that_expired_in_the_queue_is_not_sent(
     broker_app: ProjectCelery, integration_gateway: RecordingGateway
 ) -> None:
     delete_queues(broker_app)
-    declare_default_queue(broker_app)
+    declare_queues(broker_app)
     broker_app.set_current()
     login = LoginCode(recipient=f"late-{uuid.uuid4()}@example.com", code="123456")
 {%- if cookiecutter.broker == "rabbitmq" %}
