@@ -20,13 +20,14 @@ from pydantic import SecretStr
 from . import embedded_broker, observability, scheduling, worker_loss
 from .config import ConfigError, Settings, setting_problem
 from .config.settings import TaskSettings
-from .queues import CPU_QUEUE, DEFAULT_QUEUE, QUEUES, UnknownQueueError, queue_limits
+from .queues import CPU_QUEUE as CPU_QUEUE  # re-exported: callers import it from here
+from .queues import DEFAULT_QUEUE as DEFAULT_QUEUE  # re-exported as well
+from .queues import QUEUES, UnknownQueueError, queue_limits
 from .reconnect import RequeueAfterReconnect
 from .resources import ResourceProvider, Resources
 from .tasks import task_modules
 from .tasks.typed import typed_tasks
 
-__all__ = ["CPU_QUEUE", "DEFAULT_QUEUE", "QUEUES"]  # re-exported: callers import them here
 # RabbitMQ moves messages a worker rejects (unknown task, malformed, failed for good)
 # here instead of dropping them; nothing consumes it, so they wait for a person.
 DEAD_LETTER_QUEUE = "dead_letter"
