@@ -198,8 +198,9 @@ class WorkerSettings(Section):
     # replaced after its current task.
     max_memory_per_child: Annotated[int, Field(ge=1024)] = 512_000
     soft_shutdown_timeout: Annotated[float, Field(ge=0)] = 30
-    # The fields above are the default queue's worker (and a worker consuming every
-    # queue at once); each other queue has its own, as ``tasks`` has its limits.
+    # concurrency, pool and the two recycling guards serve the default queue's worker
+    # (and a worker consuming every queue at once); each other queue has its own
+    # below, as tasks.<queue> holds its time limits.
     pool: WorkerPool = "prefork"
     cpu: QueueWorkerSettings = QueueWorkerSettings()
 
