@@ -8,7 +8,7 @@ uses the host network and every connection stays on loopback.
 
 Each render's image runs as its non-root user: ``--help``, ``config``, and a worker
 and beat on the local profile writing only to data_dir. Then the compose services
-(worker, beat, API) run in the production profile against a private Redis (with a
+(a worker per queue, beat, API) run in the production profile against a private Redis (with a
 password, on its own loopback port) and, for RabbitMQ, a private vhost and user on the
 machine's RabbitMQ: no queue is shared with another test, so no broker lock is needed.
 """
@@ -272,7 +272,7 @@ class Stack:
         if self.api:
             accepted: dict[str, str] = self.request("POST", f"/tasks/{task}", body)
             return accepted["task_id"]
-        command = ["exec", self.container("worker"), self.slug, "submit", task, "--json"]
+        command = ["exec", self.container("worker-default"), self.slug, "submit", task, "--json"]
         return self.image.docker_run(*command, json.dumps(body)).stdout.strip()
 
     def status(self, task_id: str) -> dict[str, Any]:
@@ -305,7 +305,7 @@ class Stack:
 
 @pytest.fixture
 def stack(image: Image, compose_tool: str, tmp_path: Path) -> Iterator[Stack]:
-    """worker, beat and the API of compose.yaml in the production profile, on private
+    """The workers, beat and the API of compose.yaml in the production profile, on private
     broker and result stores, with the compose service names mapped to 127.0.0.1."""
     combination = image.project.combination
     prefix = combination.slug.replace("-", "_").upper() + "_"
@@ -320,7 +320,7 @@ def stack(image: Image, compose_tool: str, tmp_path: Path) -> Iterator[Stack]:
             if combination.broker == "rabbitmq":
                 env |= {"RABBITMQ_USER": user, "RABBITMQ_PASSWORD": password}
                 overrides[f"{prefix}BROKER__URL"] = f"amqp://rabbitmq:5672/{name}"
-            services = ["worker", "beat"]
+            services = ["worker-default", "worker-cpu", "beat"]
             api = None
             if combination.include_api:
                 port = free_port()
@@ -379,9 +379,9 @@ def compose_command(
 
 def test_compose_services_run_tasks_and_stop_gracefully(stack: Stack) -> None:
     image = stack.image
-    worker, beat = stack.container("worker"), stack.container("beat")
+    worker, beat = stack.container("worker-cpu"), stack.container("beat")
     check = healthcheck(image)
-    for service in ("worker", "beat", *(["api"] if stack.api else [])):
+    for service in ("worker-default", "worker-cpu", "beat", *(["api"] if stack.api else [])):
         container = stack.container(service)
         assert inspect(image, container, "{{.Config.User}}") == f"{UID}:{UID}"
         healthy = subprocess.run([image.docker, "exec", container, *check], capture_output=True)
@@ -393,9 +393,9 @@ def test_compose_services_run_tasks_and_stop_gracefully(stack: Stack) -> None:
 
     grace = int(inspect(image, worker, "{{.Config.StopTimeout}}"))
     assert grace == 120, "compose's stop_grace_period: 2m"
-    # SIGTERM mid-queue: the running task finishes, the queued ones stay queued. Only
-    # the API submits fast enough to keep a queue ahead of the worker; without it the
-    # worker is stopped idle.
+    # SIGTERM mid-queue (the cpu queue's worker): the running task finishes, the queued
+    # ones stay queued. Only the API submits fast enough to keep a queue ahead of the
+    # worker; without it the worker is stopped idle.
     ids: list[str] = []
     if stack.api:
         thumb = {"width": 8, "height": 8, "passes": 1_000_000}
@@ -411,6 +411,11 @@ def test_compose_services_run_tasks_and_stop_gracefully(stack: Stack) -> None:
         assert "STARTED" not in states, f"a task was cut off: {states}\n{stack.logs()}"
         assert "SUCCESS" in states, states
         assert "PENDING" in states, f"the queue ran dry before the stop: {states}"
+        # Isolation: the default queue's worker still serves while cpu has a backlog.
+        other = stack.submit("process_data", {"value": 4, "label": "isolated"})
+        assert wait_for(stack, other, {"SUCCESS"}, timeout=30)["result"] == {
+            "message": "Processed: 4 - isolated"
+        }
         image.docker_run("start", worker)
         for task in ids:
             wait_for(stack, task, {"SUCCESS"})

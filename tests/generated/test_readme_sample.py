@@ -1,5 +1,6 @@
 """The README's "Adding a typed task" sample is a complete module: dropped into the
-package as the README says, it passes the project's linters and mypy, and imports."""
+package as the README says, it passes the project's linters and mypy, imports, and the
+app registers it on the queue it names without any other edit."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ def test_the_task_guide_sample_is_a_working_module(installed: Project) -> None:
     assert "tasks/images.py" in guide
     module = installed.path / "src" / installed.package / "tasks" / "images.py"
     module.write_text(sample)
+    package = installed.package
     try:
         installed.run("uv", "run", "--frozen", "ruff", "check", str(module))
         installed.run("uv", "run", "--frozen", "black", "--check", str(module))
@@ -23,9 +25,17 @@ def test_the_task_guide_sample_is_a_working_module(installed: Project) -> None:
             "--frozen",
             "python",
             "-c",
-            f"from {installed.package}.tasks.images import ResizeInput, resize\n"
+            "import os, tempfile\n"
+            f"from {package}.config.settings import ENV_PREFIX\n"
+            "os.environ[ENV_PREFIX + 'DATA_DIR'] = tempfile.mkdtemp()\n"
+            f"from {package}.celery_app import create_app\n"
+            f"from {package}.config import load_settings\n"
+            "app = create_app(load_settings('local', env_file=None))\n"
+            f"name = '{package}.tasks.images.resize'\n"
+            "print(app.amqp.router.route({}, name)['queue'].name)\n"
+            f"from {package}.tasks.images import ResizeInput, resize\n"
             "print(resize(ResizeInput(image_id='a', width=64)).path)",
         )
-        assert imported.stdout.strip() == "resized/a-64.png"
+        assert imported.stdout.split() == ["cpu", "resized/a-64.png"], imported.stderr
     finally:
         module.unlink()  # the project is shared with the other checks of this session

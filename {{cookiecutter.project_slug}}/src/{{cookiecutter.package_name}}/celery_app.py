@@ -7,7 +7,6 @@ so tests build an app from test settings and the CLI from the active profile.
 from __future__ import annotations
 
 import inspect
-from fnmatch import fnmatch
 from typing import Any
 from urllib.parse import quote
 
@@ -20,29 +19,27 @@ from pydantic import SecretStr
 
 from . import embedded_broker, observability, scheduling, worker_loss
 from .config import ConfigError, Settings, setting_problem
-from .config.settings import TaskSettings, TimeLimits
+from .config.settings import TaskSettings
+from .queues import CPU_QUEUE as CPU_QUEUE  # re-exported: callers import it from here
+from .queues import DEFAULT_QUEUE as DEFAULT_QUEUE  # re-exported as well
+from .queues import QUEUES, UnknownQueueError, queue_limits
 from .reconnect import RequeueAfterReconnect
 from .resources import ResourceProvider, Resources
+from .tasks import task_modules
 from .tasks.typed import typed_tasks
 
-DEFAULT_QUEUE = "default"
-CPU_QUEUE = "cpu"
 # RabbitMQ moves messages a worker rejects (unknown task, malformed, failed for good)
 # here instead of dropping them; nothing consumes it, so they wait for a person.
 DEAD_LETTER_QUEUE = "dead_letter"
 PACKAGE = __name__.rpartition(".")[0]
-CPU_TASKS = f"{PACKAGE}.tasks.media.*"
-# One module per domain; the worker imports each so its tasks are registered.
-TASK_MODULES = tuple(
-    f"{PACKAGE}.tasks.{domain}" for domain in ("audit", "billing", "data", "media", "notifications")
-)
 
 
 class ProjectCelery(Celery):
     """A Celery app that carries the settings and resources it was built with."""
 
     def __init__(self, settings: Settings, provider: ResourceProvider) -> None:
-        super().__init__(PACKAGE, include=list(TASK_MODULES))
+        # Every module of the tasks package: a new one needs no list to join.
+        super().__init__(PACKAGE, include=task_modules(f"{PACKAGE}.tasks"))
         self.settings = settings
         self.provider = provider
 
@@ -62,7 +59,7 @@ class ProjectCelery(Celery):
                 name,
                 call,
                 timeout=self.settings.broker.visibility_timeout,
-                default_limit=max(tasks.time_limit, tasks.cpu.time_limit),
+                default_limit=max(queue_limits(tasks, queue)[0].time_limit for queue in QUEUES),
             )
         return super().send_task(name, *args, **options)
 
@@ -75,6 +72,7 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     _create_local_folders(settings)
     app = ProjectCelery(settings, provider or ResourceProvider(settings))
     app.conf.update(celery_config(settings))
+    app.conf.task_routes = (OwnQueueRouter(app),)
     if settings.broker.is_amqp:
         app.steps["consumer"].add(DeclareDeadLetterQueue)
     if settings.broker.is_redis:
@@ -91,6 +89,7 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     app.loader.import_default_modules()
     app.finalize()
     typed_tasks(app)  # refuses two typed tasks that callers would know by one name
+    _check_queues(app)
     _check_time_limits(app)
     if settings.broker.is_redis:
         _check_visibility_timeout(app)
@@ -165,7 +164,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": DEFAULT_QUEUE,
         "task_queues": task_queues(settings),
         "task_create_missing_queues": False,
-        "task_routes": {CPU_TASKS: {"queue": CPU_QUEUE}},
     }
     if settings.broker.scheme == "filesystem":
         config["broker_transport"] = embedded_broker.TRANSPORT
@@ -186,8 +184,7 @@ def task_queues(settings: Settings) -> list[Queue]:
         }
     # One routing key per queue: queues sharing a binding would each get a copy.
     return [
-        Queue(name, Exchange(name), routing_key=name, queue_arguments=arguments)
-        for name in (DEFAULT_QUEUE, CPU_QUEUE)
+        Queue(name, Exchange(name), routing_key=name, queue_arguments=arguments) for name in QUEUES
     ]
 
 
@@ -212,10 +209,34 @@ class DeclareDeadLetterQueue(bootsteps.StartStopStep):
         dead_letter_queue()(parent.connection.default_channel).declare()
 
 
+class OwnQueueRouter:
+    """Celery router: a task goes to the queue it names (``@typed_task(queue="cpu")``).
+
+    Celery applies a task's own ``queue`` only to calls through the task object; this
+    gives the same answer to a publish by name (``send_task``) and to the contracts.
+    """
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def __call__(
+        self,
+        name: str,
+        *_call: Any,  # the call's args, kwargs and options: the route ignores them
+        task: Task[Any, Any] | None = None,
+        **_more: Any,
+    ) -> dict[str, str] | None:
+        """The task's own queue, or None for Celery's default queue."""
+        known = task or self.app.tasks.get(name)
+        queue = getattr(known, "queue", None)
+        return {"queue": queue} if queue else None
+
+
 class QueueTimeLimits:
     """Celery task annotation: the limits of a task's queue fill in those it did not set.
 
-    Tasks on the cpu queue get ``tasks.cpu``, the others ``tasks``; a limit given on
+    A task's queue is the one it names (``@typed_task(queue="cpu")``), else the default:
+    tasks on the cpu queue get ``tasks.cpu``, the others ``tasks``; a limit given on
     the task itself (``@typed_task(time_limit=300)``) wins. The task's
     ``time_limit_settings`` names the setting each filled-in limit came from, which
     the task reference (``contracts docs``) shows instead of a profile's value.
@@ -226,13 +247,14 @@ class QueueTimeLimits:
 
     def annotate(self, task: Task[Any, Any]) -> dict[str, Any]:
         """The limits ``task`` lacks, from its queue's defaults, and their setting keys."""
-        cpu = fnmatch(task.name, CPU_TASKS)
-        queue: TimeLimits = self.limits.cpu if cpu else self.limits
+        name = getattr(task, "queue", None) or DEFAULT_QUEUE
+        if name not in QUEUES:  # refused by name at start-up (_check_queues)
+            return {}
         missing = [key for key in ("soft_time_limit", "time_limit") if getattr(task, key) is None]
         if not missing:  # Celery binds a task more than once: keep the first answer
             return {}
-        prefix = "tasks.cpu" if cpu else "tasks"
-        return {key: getattr(queue, key) for key in missing} | {
+        limits, prefix = queue_limits(self.limits, name)
+        return {key: getattr(limits, key) for key in missing} | {
             "time_limit_settings": {key: f"{prefix}.{key}" for key in missing}
         }
 
@@ -300,6 +322,14 @@ def _create_local_folders(settings: Settings) -> None:
         folders.append(settings.data_dir / "results")
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
+
+
+def _check_queues(app: ProjectCelery) -> None:
+    """Refuse a task naming a queue no worker consumes: its messages would never run."""
+    for task in app.tasks.values():
+        queue = getattr(task, "queue", None)
+        if queue is not None and queue not in QUEUES:
+            raise UnknownQueueError(queue, task.name)
 
 
 def _check_time_limits(app: ProjectCelery) -> None:

@@ -17,6 +17,7 @@ from .celery_app import ProjectCelery, create_app
 from .config import ConfigError, Settings, explain, load_settings
 from .health import dependency_checks
 from .observability import configure_logging
+from .queues import queue_settings, worker_argv
 from .tasks import PENDING_NOTE
 from .tasks.typed import TypedTask, describe_errors, typed_tasks
 
@@ -83,6 +84,12 @@ def worker(
     queues: Annotated[
         str | None, typer.Option(help="Comma-separated queues; defaults to worker.queues.")
     ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option(
+            help="Consume this one queue with its own settings (worker.<queue>, tasks.<queue>)."
+        ),
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(min=1)] = None,
     reload: Annotated[
         bool,
@@ -91,7 +98,7 @@ def worker(
         ),
     ] = False,
 ) -> None:
-    """Start a worker for the active profile.
+    """Start a worker for the active profile: every queue of worker.queues, or one --queue.
 
     Options after ``--`` go to ``celery worker`` as they are, e.g.
     ``-- --hostname=w1@%h --include=extra.tasks``.
@@ -101,8 +108,7 @@ def worker(
     argv = [
         "worker",
         f"--loglevel={settings.log.level}",
-        f"--queues={queues or ','.join(settings.worker.queues)}",
-        f"--concurrency={concurrency or settings.worker.concurrency}",
+        *queue_options(settings, queue, queues, concurrency),
     ]
     if settings.broker.scheme == "filesystem":
         # The filesystem transport has no broadcast: skip the cluster chatter.
@@ -111,6 +117,27 @@ def worker(
         run_reloading(profile, [*argv, *context.args])
         return
     celery.worker_main([*argv, *context.args])
+
+
+def queue_options(
+    settings: Settings, queue: str | None, queues: str | None, concurrency: int | None
+) -> list[str]:
+    """``celery worker`` options for one queue's worker, or for one consuming several."""
+    if queue is None:
+        worker = settings.worker
+        return [
+            f"--queues={queues or ','.join(worker.queues)}",
+            f"--concurrency={concurrency or worker.concurrency}",
+            f"--pool={worker.pool}",
+        ]
+    if queues is not None:
+        raise fail("give --queue (one queue, its own settings) or --queues, not both")
+    try:
+        options = worker_argv(queue_settings(settings, queue))
+    except ConfigError as error:
+        raise config_failure(error) from None
+    # Last wins: --concurrency on the command line beats the queue's setting.
+    return [*options, f"--concurrency={concurrency}"] if concurrency else options
 
 
 def run_reloading(profile: str | None, argv: list[str]) -> None:

@@ -90,12 +90,14 @@ def worker_process(
     settings: dict[str, str] | None = None,
     ready: bool = True,
     include: Sequence[str] = (),
+    queue: str | None = None,
 ) -> Iterator[WorkerProcess]:
     """Start a worker of the test profile, wait until it answers, stop it after.
 
     ``settings`` are overrides by dotted key, passed as environment variables;
     ``ready=False`` does not wait, for a worker its first task kills at once;
-    ``include`` are more test modules to load after ``fault_tasks``.
+    ``include`` are more test modules to load after ``fault_tasks``; ``queue`` runs
+    one queue's worker (``worker --queue``) instead of one for every queue.
     """
     node = f"{unique('fault')}@{socket.gethostname()}"
     log = tmp_path / f"{node.partition('@')[0]}.log"
@@ -117,6 +119,7 @@ def worker_process(
         "worker",
         "--profile=test",
         f"--concurrency={concurrency}",
+        *([f"--queue={queue}"] if queue else []),
         "--",
         f"--hostname={node}",
         f"--include={','.join([FAULT_TASKS, *include])}",

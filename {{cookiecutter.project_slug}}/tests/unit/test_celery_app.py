@@ -147,8 +147,8 @@ def test_cpu_tasks_get_the_cpu_time_limits(local_settings: Settings) -> None:
 
 def test_limits_a_task_sets_win_over_its_queue_limits(local_app: ProjectCelery) -> None:
     media = f"{PACKAGE}.tasks.media"
-    both = add_task(local_app, f"{media}.both", soft_time_limit=200, time_limit=300)
-    hard = add_task(local_app, f"{media}.hard", time_limit=25)
+    both = add_task(local_app, f"{media}.both", queue="cpu", soft_time_limit=200, time_limit=300)
+    hard = add_task(local_app, f"{media}.hard", queue="cpu", time_limit=25)
     other = add_task(local_app, f"{PACKAGE}.tasks.data.other", soft_time_limit=5)
     assert (both.soft_time_limit, both.time_limit) == (200, 300)
     assert (hard.soft_time_limit, hard.time_limit) == (20, 25)
@@ -159,7 +159,7 @@ def test_a_task_soft_limit_must_be_below_its_hard_limit(
     local_settings: Settings, at_start_up: RegisterTasks
 ) -> None:
     name = f"{PACKAGE}.tasks.media.slow"
-    at_start_up(lambda app: add_task(app, name, soft_time_limit=45))
+    at_start_up(lambda app: add_task(app, name, queue="cpu", soft_time_limit=45))
     with pytest.raises(ConfigError, match=rf"{name}: soft_time_limit=45s.*time_limit=30"):
         create_app(local_settings)
 

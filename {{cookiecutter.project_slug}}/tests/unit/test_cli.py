@@ -170,11 +170,81 @@ def test_worker_starts_with_profile_settings(monkeypatch: pytest.MonkeyPatch) ->
             "--loglevel=INFO",
             "--queues=default,cpu",
             "--concurrency=3",
+            "--pool=prefork",
             "--without-mingle",
             "--without-gossip",
             "--hostname=w1@%h",
         ]
     ]
+
+
+def test_a_queue_worker_runs_with_that_queue_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(ProjectCelery, "worker_main", lambda self, argv: started.append(argv))
+    monkeypatch.setenv(f"{ENV_PREFIX}WORKER__CPU__CONCURRENCY", "5")
+    monkeypatch.setenv(f"{ENV_PREFIX}WORKER__CPU__MAX_MEMORY_PER_CHILD", "200000")
+    monkeypatch.setenv(f"{ENV_PREFIX}WORKER__POOL", "threads")
+    for queue in ("cpu", "default"):
+        result = invoke("worker", "--queue", queue, "--", "--hostname=w1@%h")
+        assert result.exit_code == 0, result.output
+    assert started == [
+        [
+            "worker",
+            "--loglevel=INFO",
+            "--queues=cpu",
+            "--hostname=cpu@%h",
+            "--concurrency=5",
+            "--pool=prefork",
+            "--max-tasks-per-child=1000",
+            "--max-memory-per-child=200000",
+            "--without-mingle",
+            "--without-gossip",
+            "--hostname=w1@%h",
+        ],
+        [
+            "worker",
+            "--loglevel=INFO",
+            "--queues=default",
+            "--hostname=default@%h",
+            "--concurrency=2",
+            "--pool=threads",
+            "--max-tasks-per-child=1000",
+            "--max-memory-per-child=512000",
+            "--without-mingle",
+            "--without-gossip",
+            "--hostname=w1@%h",
+        ],
+    ]
+
+
+def test_concurrency_given_on_the_command_line_beats_the_queue_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(ProjectCelery, "worker_main", lambda self, argv: started.append(argv))
+    result = invoke("worker", "--queue", "cpu", "--concurrency", "7")
+    assert result.exit_code == 0, result.output
+    ((*_, last, _mingle, _gossip),) = started
+    assert last == "--concurrency=7"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--queue", "gpu"], "error: queue 'gpu' is not a queue of this project; use one of"),
+        (["--queue", "cpu", "--queues", "default"], "error: give --queue (one queue, its own"),
+    ],
+)
+def test_a_bad_queue_choice_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, options: list[str], message: str
+) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(ProjectCelery, "worker_main", lambda self, argv: started.append(argv))
+    result = invoke("worker", *options)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message)
+    assert result.stderr.count("\n") == 1
+    assert started == []
 
 
 def test_worker_reload_restarts_a_child_worker_on_package_changes(
@@ -197,6 +267,7 @@ def test_worker_reload_restarts_a_child_worker_on_package_changes(
             "--loglevel=INFO",
             "--queues=default,cpu",
             "--concurrency=2",
+            "--pool=prefork",
             "--without-mingle",
             "--without-gossip",
             "--hostname=w1@%h",

@@ -154,16 +154,38 @@ class TimeLimits(Section):
         return self
 
 
+class CpuTimeLimits(TimeLimits):
+    """The cpu queue's limits: shorter, so a runaway resize is stopped before it
+    starves the queue. Defaults here, so setting one limit keeps the other."""
+
+    soft_time_limit: Seconds = 20
+    time_limit: Seconds = 30
+
+
 class TaskSettings(TimeLimits):
     """Limits for every task, and for the CPU-bound tasks of the cpu queue."""
 
     soft_time_limit: Seconds = 60
     time_limit: Seconds = 90
-    # Shorter, so a runaway resize is stopped before it starves the cpu queue.
-    cpu: TimeLimits = TimeLimits(soft_time_limit=20, time_limit=30)
+    cpu: CpuTimeLimits = CpuTimeLimits()
     # A task whose runs died with their process (OOM, crash) this many times in a row
     # is not run again: its next delivery fails with WorkerLostTooOftenError.
     max_worker_losses: Annotated[int, Field(ge=1)] = 3
+
+
+WorkerPool = Literal["prefork", "threads", "solo"]
+
+
+class QueueWorkerSettings(Section):
+    """The worker of one queue (``worker --queue NAME``): its pool and memory guard."""
+
+    concurrency: Annotated[int, Field(ge=1)] = 2
+    # prefork runs tasks in processes: the only pool CPU-bound Python work scales on,
+    # and the only one the two recycling guards below apply to.
+    pool: WorkerPool = "prefork"
+    max_tasks_per_child: Annotated[int, Field(ge=1)] = 1000
+    # KiB of resident memory before a pool process is replaced after its task.
+    max_memory_per_child: Annotated[int, Field(ge=1024)] = 512_000
 
 
 class WorkerSettings(Section):
@@ -176,6 +198,11 @@ class WorkerSettings(Section):
     # replaced after its current task.
     max_memory_per_child: Annotated[int, Field(ge=1024)] = 512_000
     soft_shutdown_timeout: Annotated[float, Field(ge=0)] = 30
+    # concurrency, pool and the two recycling guards serve the default queue's worker
+    # (and a worker consuming every queue at once); each other queue has its own
+    # below, as tasks.<queue> holds its time limits.
+    pool: WorkerPool = "prefork"
+    cpu: QueueWorkerSettings = QueueWorkerSettings()
 
 
 def _log_level(value: object) -> object:

@@ -1,4 +1,4 @@
-"""CPU-bound media work, routed to the ``cpu`` queue, with time limits that clean up."""
+"""CPU-bound media work on the ``cpu`` queue, with time limits that clean up."""
 
 from __future__ import annotations
 
@@ -42,9 +42,11 @@ class Thumbnail(TaskModel):
     digest: str
 
 
-# Limits come from settings (tasks.cpu): the soft limit raises SoftTimeLimitExceeded
-# inside the task so it can remove its partial output; the hard one kills the process.
-@typed_task()
+# The cpu queue has its own worker, so a backlog here never delays the default queue.
+# Limits come from that queue's settings (tasks.cpu): the soft limit raises
+# SoftTimeLimitExceeded inside the task so it can remove its partial output; the hard
+# one kills the process.
+@typed_task(queue="cpu")
 def render_thumbnail(request: ThumbnailRequest) -> Thumbnail:
     """Render a thumbnail; a partial file never outlives a timeout."""
     folder = current_resources().settings.data_dir / "thumbnails"
