@@ -19,6 +19,7 @@ from kombu import Exchange, Queue
 from pydantic import SecretStr
 
 from . import embedded_broker, observability, scheduling, worker_loss
+from .autoscale import AUTOSCALER
 from .config import ConfigError, Settings, setting_problem
 from .config.settings import TaskSettings, TimeLimits
 from .reconnect import RequeueAfterReconnect
@@ -166,6 +167,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_queues": task_queues(settings),
         "task_create_missing_queues": False,
         "task_routes": {CPU_TASKS: {"queue": CPU_QUEUE}},
+        # Used when the worker runs with --autoscale (autoscale.enabled, cli.py).
+        "worker_autoscaler": AUTOSCALER,
     }
     if settings.broker.scheme == "filesystem":
         config["broker_transport"] = embedded_broker.TRANSPORT
