@@ -120,12 +120,15 @@ def test_a_backlog_grows_the_pool_when_there_is_headroom(policy: ScalingPolicy, 
         assert decide(policy, load) > load.size
 
 
-@given(policies(), loads())
-def test_growth_never_outruns_the_memory_guard(policy: ScalingPolicy, load: Load) -> None:
+@given(policies(), loads(), st.floats(0, 4))
+def test_growth_never_outruns_the_memory_guard(
+    policy: ScalingPolicy, load: Load, guards_free: float
+) -> None:
     """Each new process may reach worker.max_memory_per_child: that much must be free."""
     load = cooled(policy, load)
     size = min(max(load.size, policy.minimum), policy.maximum)
-    load = replace(load, size=size, busy=min(load.busy, size))
+    free = int(guards_free * policy.process_memory)  # around the thresholds, not GiBs away
+    load = replace(load, size=size, busy=min(load.busy, size), memory_available=free)
     new = decide(policy, load)
     if new > load.size:
         assert (new - load.size) * policy.process_memory <= load.memory_available
@@ -139,3 +142,11 @@ def test_an_idle_pool_shrinks_to_its_busy_processes(policy: ScalingPolicy, load:
     load = replace(load, size=size, busy=min(load.busy, size), backlog=0)
     if not under_pressure(policy, load):
         assert decide(policy, load) == max(load.busy, policy.minimum)
+
+
+@given(policies(), loads())
+def test_busy_cpu_never_grows_the_pool(policy: ScalingPolicy, load: Load) -> None:
+    size = min(max(load.size, policy.minimum), policy.maximum)
+    load = replace(cooled(policy, load), size=size, busy=min(load.busy, size))
+    if load.cpu > policy.cpu_grow_below:
+        assert decide(policy, load) <= load.size
