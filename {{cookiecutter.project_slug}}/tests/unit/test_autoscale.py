@@ -167,3 +167,31 @@ def test_it_looks_once_per_interval(
     publish(local_app, 3)
     autoscaler.maybe_scale()
     assert pool.num_processes == 1
+
+
+def test_a_broker_out_of_reach_skips_the_look(
+    monkeypatch: pytest.MonkeyPatch, local_app: ProjectCelery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The consumer reconnects on its own; the autoscaler keeps the size and tries again."""
+    machine(monkeypatch, cpu_percent=10, free_bytes=64 * GIB)
+
+    def away(*_: object) -> dict[str, int]:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr("{{ cookiecutter.package_name }}.autoscale.queue_depths", away)
+    pool = FakePool(4)
+    scaler(local_app, pool).maybe_scale()
+    assert pool.num_processes == 4
+    assert "autoscale: cannot read the queue depths: OSError('connection refused')" in caplog.text
+
+
+def test_a_pool_with_every_process_busy_shrinks_later(
+    monkeypatch: pytest.MonkeyPatch, local_app: ProjectCelery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only idle processes stop; no change is logged (or cooled down) when none could."""
+    caplog.set_level("INFO")
+    machine(monkeypatch, cpu_percent=99, free_bytes=64 * GIB)
+    pool = FakePool(3, busy=3)
+    scaler(local_app, pool).maybe_scale()
+    assert pool.num_processes == 3
+    assert "autoscale:" not in caplog.text
