@@ -18,6 +18,7 @@ from kombu import Exchange, Queue
 from pydantic import SecretStr
 
 from . import embedded_broker, observability, scheduling, worker_loss
+from .autoscale import AUTOSCALER
 from .config import ConfigError, Settings, setting_problem
 from .config.settings import TaskSettings
 from .queues import CPU_QUEUE as CPU_QUEUE  # re-exported: callers import it from here
@@ -164,6 +165,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": DEFAULT_QUEUE,
         "task_queues": task_queues(settings),
         "task_create_missing_queues": False,
+        # Used when the worker runs with --autoscale (autoscale.enabled, cli.py).
+        "worker_autoscaler": AUTOSCALER,
     }
     if settings.broker.scheme == "filesystem":
         config["broker_transport"] = embedded_broker.TRANSPORT

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from . import contract_docs
 from . import contracts as task_contracts
+from .autoscale import autoscale_argv
 from .celery_app import ProjectCelery, create_app
 from .config import ConfigError, Settings, explain, load_settings
 from .health import dependency_checks
@@ -110,6 +111,7 @@ def worker(
         f"--loglevel={settings.log.level}",
         *queue_options(settings, queue, queues, concurrency),
     ]
+    argv += autoscale_argv(settings)
     if settings.broker.scheme == "filesystem":
         # The filesystem transport has no broadcast: skip the cluster chatter.
         argv += ["--without-mingle", "--without-gossip"]

@@ -44,6 +44,7 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 Seconds = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class Profile(StrEnum):
@@ -242,6 +243,40 @@ class ApiSettings(Section):
     publish_retries: Annotated[int, Field(ge=0)] = 1
 {% endif %}
 
+class AutoscaleSettings(Section):
+    """Pool size inside one worker, from its queues' backlog and the machine's load.
+
+    Off: the pool has ``worker.concurrency`` processes. On: between ``min_processes``
+    and ``max_processes`` (see README, Scaling).
+    """
+
+    enabled: bool = False
+    min_processes: Annotated[int, Field(ge=1)] = 1
+    max_processes: Annotated[int, Field(ge=1)] = 4
+    # How often the autoscaler looks at the queues and the machine.
+    interval: Seconds = 5
+    # After a change, the size holds this long: a burst does not make the pool flap.
+    cooldown: Seconds = 30
+    # Fractions of all CPUs busy: grow only at or below the first, shrink above the
+    # second; between the two the size holds (hysteresis).
+    cpu_grow_below: Fraction = 0.75
+    cpu_shrink_above: Fraction = 0.9
+
+    @model_validator(mode="after")
+    def _consistent_bounds(self) -> Self:
+        if self.min_processes > self.max_processes:
+            raise ValueError(
+                f"min_processes ({self.min_processes}) must not exceed max_processes "
+                f"({self.max_processes}); raise max_processes or lower min_processes"
+            )
+        if self.cpu_grow_below > self.cpu_shrink_above:
+            raise ValueError(
+                f"cpu_grow_below ({self.cpu_grow_below:g}) must not exceed cpu_shrink_above "
+                f"({self.cpu_shrink_above:g}), or the pool would grow and shrink at one load"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """The whole configuration of the project, validated once at start-up."""
 
@@ -267,6 +302,7 @@ class Settings(BaseSettings):
 {%- if cookiecutter.include_api %}
     api: ApiSettings = ApiSettings()
 {%- endif %}
+    autoscale: AutoscaleSettings = AutoscaleSettings()
 
     @classmethod
     def settings_customise_sources(
