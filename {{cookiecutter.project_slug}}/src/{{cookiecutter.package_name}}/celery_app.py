@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from . import embedded_broker, observability, scheduling, worker_loss
 from .config import ConfigError, Settings, setting_problem
 from .config.settings import TaskSettings, TimeLimits
+from .heartbeat import Heartbeat
 from .reconnect import RequeueAfterReconnect
 from .resources import ResourceProvider, Resources
 from .tasks.typed import typed_tasks
@@ -79,6 +80,7 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
         app.steps["consumer"].add(DeclareDeadLetterQueue)
     if settings.broker.is_redis:
         app.steps["consumer"].add(RequeueAfterReconnect)
+    app.steps["consumer"].add(Heartbeat)  # for `probe --liveness|--readiness`
     observability.connect_signals()
     observability.hide_task_data(not settings.log.task_data)
     worker_loss.connect_signals()
