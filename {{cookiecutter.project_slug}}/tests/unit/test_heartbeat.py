@@ -186,12 +186,16 @@ def test_probe_needs_exactly_one_question() -> None:
         assert "pass one of --liveness or --readiness" in result.stderr
 
 
+def quick_heartbeat(app: ProjectCelery, max_age: float) -> ProjectCelery:
+    """The app, its heartbeat written every 0.2 s."""
+    heartbeat = HeartbeatSettings(interval=0.2, max_age=max_age)
+    app.settings = app.settings.model_copy(update={"heartbeat": heartbeat})
+    return app
+
+
 def test_the_embedded_brokers_blocking_loop_keeps_the_heartbeat(local_app: ProjectCelery) -> None:
     """The filesystem transport has no event loop: the loop itself must record loop_at."""
-    settings = local_app.settings.model_copy(
-        update={"heartbeat": HeartbeatSettings(interval=0.2, max_age=5)}
-    )
-    local_app.settings = settings
+    settings = quick_heartbeat(local_app, max_age=5).settings
     path = heartbeat_path(settings.data_dir, NODE)
     with start_worker(local_app, pool="solo", perform_ping_check=False, hostname=NODE):
         started = time.time()
@@ -202,3 +206,22 @@ def test_the_embedded_brokers_blocking_loop_keeps_the_heartbeat(local_app: Proje
             time.sleep(0.1)
         assert readiness(found, time.time(), settings.heartbeat.max_age).ok
     assert not path.exists()
+
+
+def test_a_consumer_loop_blocked_by_a_task_fails_liveness(local_app: ProjectCelery) -> None:
+    """The solo pool runs a task inside the loop: the process writes on, the loop is stuck."""
+    settings = quick_heartbeat(local_app, max_age=1).settings
+    path = heartbeat_path(settings.data_dir, NODE)
+
+    @local_app.task(name="tests.block_the_loop", shared=False)
+    def block_the_loop(seconds: float) -> None:
+        time.sleep(seconds)
+
+    with start_worker(local_app, pool="solo", perform_ping_check=False, hostname=NODE):
+        block_the_loop.delay(3)
+        deadline = time.monotonic() + 10
+        while (verdict := liveness(read_beat(path), time.time(), 1)).ok:
+            assert time.monotonic() < deadline, "a blocked loop still passed liveness"
+            time.sleep(0.1)
+        assert "consumer loop last ran" in verdict.reason
+        assert verdict.reason.endswith("the loop is blocked")
