@@ -24,6 +24,7 @@ from .config.settings import TaskSettings
 from .queues import CPU_QUEUE as CPU_QUEUE  # re-exported: callers import it from here
 from .queues import DEFAULT_QUEUE as DEFAULT_QUEUE  # re-exported as well
 from .queues import QUEUES, UnknownQueueError, queue_limits
+from .heartbeat import Heartbeat
 from .reconnect import RequeueAfterReconnect
 from .resources import ResourceProvider, Resources
 from .tasks import task_modules
@@ -78,6 +79,7 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
         app.steps["consumer"].add(DeclareDeadLetterQueue)
     if settings.broker.is_redis:
         app.steps["consumer"].add(RequeueAfterReconnect)
+    app.steps["consumer"].add(Heartbeat)  # for `probe --liveness|--readiness`
     observability.connect_signals()
     observability.hide_task_data(not settings.log.task_data)
     worker_loss.connect_signals()

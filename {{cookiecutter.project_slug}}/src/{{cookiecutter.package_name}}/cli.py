@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
 import typer
 from celery.result import AsyncResult
+from celery.utils.nodenames import default_nodename, host_format
 from pydantic import ValidationError
 
-from . import contract_docs
+from . import contract_docs, heartbeat
 from . import contracts as task_contracts
 from .autoscale import autoscale_argv
 from .celery_app import ProjectCelery, create_app
@@ -258,6 +260,42 @@ def check(
     checks = dependency_checks(app_for(profile), timeout)
     typer.echo(json.dumps(checks))
     if any(outcome != "ok" for outcome in checks.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def probe(
+    liveness: Annotated[
+        bool, typer.Option("--liveness", help="Fail only when the worker is wedged.")
+    ] = False,
+    readiness: Annotated[
+        bool, typer.Option("--readiness", help="Fail while the worker cannot take tasks.")
+    ] = False,
+    node: Annotated[
+        str | None,
+        typer.Option(help="The worker's --hostname (%h allowed); defaults to celery@<host>."),
+    ] = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Exit 0 when this machine's worker is live or ready, 1 saying why not.
+
+    Reads the worker's heartbeat file in data_dir: no broker round trip, so it answers
+    in milliseconds and a broker blip fails readiness only.
+    """
+    if liveness == readiness:
+        raise fail("pass one of --liveness or --readiness")
+    settings = settings_for(profile)
+    # The name the worker gives itself unless told otherwise (Celery's own rule).
+    name = host_format(default_nodename(node or ""))
+    path = heartbeat.heartbeat_path(settings.data_dir, name)
+    try:
+        beat = heartbeat.read_beat(path)
+    except ValueError as error:
+        raise fail(str(error), code=1) from None
+    check = heartbeat.liveness if liveness else heartbeat.readiness
+    verdict = check(beat, time.time(), settings.heartbeat.max_age)
+    typer.echo(f"{verdict.reason} [{path}]", err=not verdict.ok)
+    if not verdict.ok:
         raise typer.Exit(1)
 
 

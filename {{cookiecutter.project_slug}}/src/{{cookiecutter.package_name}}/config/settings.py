@@ -206,6 +206,24 @@ class WorkerSettings(Section):
     cpu: QueueWorkerSettings = QueueWorkerSettings()
 
 
+class HeartbeatSettings(Section):
+    """The worker's heartbeat file, read by ``probe --liveness|--readiness``."""
+
+    # Seconds between writes of the heartbeat file (and checks of the consumer loop).
+    interval: Seconds = 5
+    # A heartbeat (or consumer loop) older than this fails liveness: the worker is wedged.
+    max_age: Seconds = 60
+
+    @model_validator(mode="after")
+    def _room_for_late_writes(self) -> Self:
+        if self.max_age < 2 * self.interval:
+            raise ValueError(
+                f"max_age ({self.max_age:g}) must be at least twice interval "
+                f"({self.interval:g}), or a healthy worker fails liveness between two writes"
+            )
+        return self
+
+
 def _log_level(value: object) -> object:
     """Any case of a level name; anything else is refused naming the choices."""
     if isinstance(value, str) and value.upper() in LOG_LEVELS:
@@ -303,6 +321,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
 {%- endif %}
     autoscale: AutoscaleSettings = AutoscaleSettings()
+    heartbeat: HeartbeatSettings = HeartbeatSettings()
 
     @classmethod
     def settings_customise_sources(
