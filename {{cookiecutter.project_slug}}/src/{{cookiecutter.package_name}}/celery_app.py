@@ -21,10 +21,10 @@ from . import embedded_broker, observability, scheduling, worker_loss
 from .autoscale import AUTOSCALER
 from .config import ConfigError, Settings, setting_problem
 from .config.settings import TaskSettings
+from .heartbeat import Heartbeat
 from .queues import CPU_QUEUE as CPU_QUEUE  # re-exported: callers import it from here
 from .queues import DEFAULT_QUEUE as DEFAULT_QUEUE  # re-exported as well
 from .queues import QUEUES, UnknownQueueError, queue_limits
-from .heartbeat import Heartbeat
 from .reconnect import RequeueAfterReconnect
 from .resources import ResourceProvider, Resources
 from .tasks import task_modules
