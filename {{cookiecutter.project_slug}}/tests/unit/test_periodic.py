@@ -97,6 +97,7 @@ def test_an_unknown_task_is_named_with_the_known_ones(monkeypatch: pytest.Monkey
         ("every minute", "is neither seconds"),
         ("70 * * * *", "'70 * * * *' is not a valid crontab: Invalid end range: 70 > 59"),
         (True, "is neither seconds"),
+        ("inf", "is neither seconds"),
     ],
 )
 def test_a_bad_schedule_is_refused_when_settings_load(
@@ -107,6 +108,13 @@ def test_a_bad_schedule_is_refused_when_settings_load(
         load_settings("test", env_file=None)
     assert str(caught.value).startswith("beat.schedule.job.schedule (")
     assert expected in str(caught.value)
+
+
+def test_the_lock_timeout_is_whole_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # RedBeat extends the lock by int(lock_timeout): 0.5 would extend it to nothing.
+    monkeypatch.setenv(f"{ENV_PREFIX}BEAT__LOCK_TIMEOUT", "0.5")
+    with pytest.raises(ConfigError, match=r"beat\.lock_timeout .*valid integer"):
+        load_settings("test", env_file=None)
 
 
 def test_seconds_may_come_as_a_string() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import ssl
 from dataclasses import dataclass
 from enum import StrEnum
@@ -204,7 +205,7 @@ class LogSettings(Section):
 
 def _schedule(value: object) -> object:
     """Seconds (a positive number) or a five-field crontab string, checked by Celery."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf:
         return float(value)
     if isinstance(value, str):
         try:
@@ -247,8 +248,9 @@ class BeatSettings(Section):
     # sharing a Redis database, so their beats neither share a lock nor a schedule.
     key_prefix: Annotated[str, Field(min_length=1)] = "{{ cookiecutter.project_slug }}:redbeat:"
     # A beat extends its lock every tick; a standby takes over at most this long
-    # (plus max_interval) after the holder died.
-    lock_timeout: Seconds = 30
+    # (plus max_interval) after the holder died. Whole seconds: RedBeat extends the
+    # lock by int(lock_timeout), so 0.5 would delete it.
+    lock_timeout: Annotated[int, Field(ge=1)] = 30
     # The longest beat sleeps between ticks: how often the holder extends its lock and
     # a standby tries to take it.
     max_interval: Seconds = 5
