@@ -30,7 +30,7 @@ from {{ cookiecutter.package_name }}.config.settings import (
     environment_variable,
 )
 
-from .conftest import declare_queues, delete_queues
+from .conftest import declare_queues
 from .harness import PROJECT, eventually, queued
 
 pytestmark = pytest.mark.integration
@@ -69,18 +69,29 @@ def beat_settings(broker_app: ProjectCelery) -> Iterator[dict[str, str]]:
     """
     prefix = f"{{ cookiecutter.project_slug }}:test-{uuid.uuid4()}:"
     entry = {"task": "process_data", "schedule": PERIOD, "payload": {"value": 1, "label": "b"}}
-    delete_queues(broker_app)
     declare_queues(broker_app)  # beat publishes before any worker declares them
+    purge_work_queues(broker_app)
     yield {
         environment_variable("beat.key_prefix"): prefix,
         environment_variable("beat.schedule"): json.dumps({"every_second": entry}),
     }
-    delete_queues(broker_app)
+    purge_work_queues(broker_app)
     client = redis.Redis.from_url(broker_app.conf.redbeat_redis_url)
     with client:
         keys = list(client.scan_iter(match=f"{prefix}*"))
         if keys:
             client.delete(*keys)
+
+
+def purge_work_queues(app: ProjectCelery) -> None:
+    """Drop the messages of the declared work queues.
+
+    Purged, not deleted: on Redis, kombu deletes a queue only if this connection
+    declared its binding, so ``delete_queues`` can leave the messages in place.
+    """
+    with app.connection_for_write() as connection:
+        for queue in app.amqp.queues.values():
+            queue(connection.default_channel).purge()
 
 
 @contextmanager
@@ -172,5 +183,7 @@ def test_two_beats_send_once_per_period_and_a_standby_replaces_a_dead_one(
         check_once_per_period(standby.publishes(), "the new holder")
         assert holder.publishes() == sent  # a dead beat sends nothing
         published = len(sent) + len(standby.publishes())
-    # What the beats recorded is what the broker holds: nothing sent unrecorded.
-    assert queued(broker_app) == published
+    # The broker holds what the beats recorded, and at most one more: SIGKILL may land
+    # between the broker taking a message and the holder recording it (that run was
+    # reserved in Redis before it was sent, so the standby does not send it again).
+    assert published <= queued(broker_app) <= published + 1
