@@ -180,6 +180,17 @@ def wait_for_schedule(image: Image, container: str) -> None:
     pytest.fail(f"beat wrote no schedule under /app/data:\n{docker_logs(image, container)}")
 
 
+def wait_for_lock(image: Image, container: str) -> None:
+    """beat on Redis (RedBeat) keeps no file: it logs once it holds the sending lock."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        logs = docker_logs(image, container)
+        if "beat: Acquired lock" in logs:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"beat never took its lock in Redis:\n{docker_logs(image, container)}")
+
+
 def docker_logs(image: Image, container: str) -> str:
     """A container's output, for a failure message."""
     logs = subprocess.run(
@@ -386,7 +397,7 @@ def test_compose_services_run_tasks_and_stop_gracefully(stack: Stack) -> None:
         assert inspect(image, container, "{{.Config.User}}") == f"{UID}:{UID}"
         healthy = subprocess.run([image.docker, "exec", container, *check], capture_output=True)
         assert healthy.returncode == 0, f"{service}: {healthy.stdout!r}\n{stack.logs()}"
-    wait_for_schedule(image, beat)
+    wait_for_lock(image, beat)
 
     first = stack.submit("process_data", {"value": 3, "label": "container"})
     assert wait_for(stack, first, {"SUCCESS"})["result"] == {"message": "Processed: 3 - container"}
@@ -447,7 +458,9 @@ def test_compose_file_is_valid_and_guards_its_secrets(
     assert redis["command"][-2:] == ["--appendonly", "yes"]
     # docker-compose 1.29 prints the short syntax.
     assert redis["volumes"] == ["redis-data:/data:rw"]
-    assert services["beat"]["volumes"] == ["beat-data:/app/data:rw"]
+    # beat keeps its schedule and lock in Redis (RedBeat): no volume of its own.
+    assert "volumes" not in services["beat"]
+    assert "beat-data" not in config["volumes"]
     if rendered.combination.broker == "rabbitmq":
         assert services["rabbitmq"]["ports"] == ["127.0.0.1:15672:15672/tcp"]
         assert services["rabbitmq"]["volumes"] == ["rabbitmq-data:/var/lib/rabbitmq:rw"]

@@ -17,7 +17,7 @@ from celery.worker.consumer import Consumer
 from kombu import Exchange, Queue
 from pydantic import SecretStr
 
-from . import embedded_broker, observability, scheduling, worker_loss
+from . import embedded_broker, observability, periodic, scheduling, worker_loss
 from .autoscale import AUTOSCALER
 from .config import ConfigError, Settings, setting_problem
 from .config.settings import TaskSettings
@@ -93,6 +93,7 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     app.finalize()
     typed_tasks(app)  # refuses two typed tasks that callers would know by one name
     _check_queues(app)
+    app.conf.beat_schedule = periodic.beat_schedule(app, settings)
     _check_time_limits(app)
     if settings.broker.is_redis:
         _check_visibility_timeout(app)
@@ -176,6 +177,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         config["broker_use_ssl"] = settings.broker.tls_options()
     if settings.results.uses_tls:
         config["redis_backend_use_ssl"] = settings.results.tls_options()
+    config |= periodic.scheduler_config(settings, _result_backend(settings))
     return config
 
 

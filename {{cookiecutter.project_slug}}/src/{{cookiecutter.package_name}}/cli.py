@@ -13,7 +13,7 @@ from celery.result import AsyncResult
 from celery.utils.nodenames import default_nodename, host_format
 from pydantic import ValidationError
 
-from . import contract_docs, heartbeat
+from . import contract_docs, heartbeat, periodic
 from . import contracts as task_contracts
 from .autoscale import autoscale_argv
 from .celery_app import ProjectCelery, create_app
@@ -242,13 +242,16 @@ def config(
 
 @app.command()
 def beat(profile: ProfileOption = None) -> None:
-    """Start the periodic-task scheduler for the active profile (run exactly one)."""
+    """Start the periodic-task scheduler; with Redis results, extra beats wait as standbys."""
     celery = app_for(profile)
-    # The schedule file records each entry's last run; it lives under data_dir, the one
-    # folder a container's non-root user can write, not in the working directory.
-    schedule = celery.settings.data_dir / "celerybeat-schedule"
-    schedule.parent.mkdir(parents=True, exist_ok=True)
-    celery.start(["beat", f"--loglevel={celery.settings.log.level}", f"--schedule={schedule}"])
+    argv = ["beat", f"--loglevel={celery.settings.log.level}"]
+    if not periodic.uses_redbeat(celery.settings):  # RedBeat keeps it all in Redis
+        # The schedule file records each entry's last run; it lives under data_dir, the one
+        # folder a container's non-root user can write, not in the working directory.
+        schedule = celery.settings.data_dir / periodic.SCHEDULE_FILE
+        schedule.parent.mkdir(parents=True, exist_ok=True)
+        argv.append(f"--schedule={schedule}")
+    celery.start(argv)
 
 
 @app.command()

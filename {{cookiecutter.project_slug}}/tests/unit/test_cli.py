@@ -310,6 +310,17 @@ def test_check_fails_naming_what_is_down(monkeypatch: pytest.MonkeyPatch) -> Non
     assert json.loads(result.stdout) == {"broker": "ok", "results": "down: ConnectionError"}
 
 
+def test_beat_on_redis_results_uses_redbeat_and_no_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(ProjectCelery, "start", lambda self, argv: started.append(argv))
+    monkeypatch.setenv(f"{ENV_PREFIX}DATA_DIR", str(tmp_path / "state"))
+    assert invoke("beat", "--profile", "test").exit_code == 0
+    assert started == [["beat", "--loglevel=WARNING"]]  # the scheduler comes from the config
+    assert not (tmp_path / "state").exists()
+
+
 def test_beat_keeps_its_schedule_under_data_dir(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

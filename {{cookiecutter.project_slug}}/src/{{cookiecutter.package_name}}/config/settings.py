@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import ssl
 from dataclasses import dataclass
 from enum import StrEnum
@@ -9,11 +10,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self, get_args
 from urllib.parse import urlsplit
 
+from celery.schedules import ParseException, crontab
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     SecretStr,
     model_validator,
 )
@@ -45,6 +48,7 @@ LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 Seconds = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+CRONTAB_FIELDS = 5
 
 
 class Profile(StrEnum):
@@ -243,6 +247,71 @@ class LogSettings(Section):
     # Task arguments and results may hold personal data: unless this is on, Celery's
     # log records carry a placeholder in their place.
     task_data: bool = False
+
+
+def _schedule(value: object) -> object:
+    """Seconds (a positive number) or a five-field crontab string, checked by Celery."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf:
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return _schedule(float(value))  # "30" from an environment variable
+        except ValueError:
+            pass
+        if len(value.split()) == CRONTAB_FIELDS:
+            try:
+                crontab.from_string(value)  # Celery's parser: beat accepts what passes here
+            except (ValueError, ParseException) as error:
+                raise PydanticCustomError(
+                    "schedule",
+                    "{value} is not a valid crontab: {error}",
+                    {"value": repr(value), "error": str(error)},
+                ) from None
+            return value
+    raise PydanticCustomError(
+        "schedule",
+        "{value} is neither seconds (a positive number) nor a crontab string "
+        "(minute hour day-of-month month day-of-week, e.g. '0 3 * * *')",
+        {"value": repr(value)},
+    )
+
+
+class PeriodicEntry(Section):
+    """One periodic task: which typed task, how often, with what input."""
+
+    # The short name of a typed task (`{{ cookiecutter.project_slug }} tasks` lists them).
+    task: str
+    # Seconds between runs, or a crontab string in UTC ("0 3 * * *": daily at 03:00).
+    schedule: Annotated[float | str, BeforeValidator(_schedule)]
+    # The task's input, validated against its input model when the app is built.
+    payload: JsonValue = Field(default_factory=dict)
+
+
+class BeatSettings(Section):
+    """The periodic-task scheduler: one beat sends, a standby takes over when it dies."""
+
+    # Keys of beat's schedule and lock in the results Redis; one prefix per deployment
+    # sharing a Redis database, so their beats neither share a lock nor a schedule.
+    key_prefix: Annotated[str, Field(min_length=1)] = "{{ cookiecutter.project_slug }}:redbeat:"
+    # A beat extends its lock every tick; a standby takes over at most this long
+    # (plus max_interval) after the holder died. Whole seconds: RedBeat extends the
+    # lock by int(lock_timeout), so 0.5 would delete it.
+    lock_timeout: Annotated[int, Field(ge=1)] = 30
+    # The longest beat sleeps between ticks: how often the holder extends its lock and
+    # a standby tries to take it.
+    max_interval: Seconds = 5
+    # Entries by name; empty by default (see README, Periodic tasks).
+    schedule: dict[str, PeriodicEntry] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _lock_outlives_a_tick(self) -> Self:
+        if self.lock_timeout < 2 * self.max_interval:
+            raise ValueError(
+                f"lock_timeout ({self.lock_timeout:g}) must be at least twice max_interval "
+                f"({self.max_interval:g}): the holder extends its lock once a tick, and a "
+                "lock that expires between ticks lets a second beat send too"
+            )
+        return self
 {% if cookiecutter.include_api %}
 
 class ApiSettings(Section):
@@ -322,6 +391,7 @@ class Settings(BaseSettings):
 {%- endif %}
     autoscale: AutoscaleSettings = AutoscaleSettings()
     heartbeat: HeartbeatSettings = HeartbeatSettings()
+    beat: BeatSettings = BeatSettings()
 
     @classmethod
     def settings_customise_sources(
