@@ -84,7 +84,12 @@ def delete_queues(app: ProjectCelery) -> None:
     with app.connection_for_write() as connection:
         channel = connection.default_channel
         for queue in [*app.amqp.queues.values(), dead_letter_queue()]:
-            queue(channel).delete()
+            bound = queue(channel)
+            if app.settings.broker.is_redis:
+                # kombu's Redis transport deletes only the queues this connection
+                # declared itself; purging empties the lists whoever filled them.
+                bound.purge()
+            bound.delete()
 
 
 def declare_queues(app: ProjectCelery) -> None:

@@ -33,6 +33,9 @@ from {{ cookiecutter.package_name }}.config.settings import (
     ENV_PREFIX,
     environment_variable,
 )
+from {{ cookiecutter.package_name }}.queue_depth import (
+    queue_depth,
+)
 
 PROJECT = Path(__file__).resolve().parents[2]
 FAULT_TASKS = "tests.integration.fault_tasks"
@@ -171,11 +174,10 @@ def recorded(app: ProjectCelery, key: str) -> int:
 
 
 def queued(app: ProjectCelery, queue: str = DEFAULT_QUEUE) -> int:
-    """Messages waiting in a queue on the broker."""
+    """Messages waiting in a queue on the broker (0 for a missing one: Redis keeps no
+    empty lists)."""
     with app.connection_for_read() as connection:
-        queue_on_channel = app.amqp.queues[queue](connection.default_channel)
-        declared: Any = queue_on_channel.queue_declare(passive=True)  # stubs say str
-        return int(declared.message_count)
+        return queue_depth(connection, queue)
 
 
 def dead_lettered(app: ProjectCelery) -> list[str | None]:
