@@ -153,7 +153,10 @@ def submit(
             + "\n  ".join(describe_errors(error))
         ) from None
     if wait and typed.ignore_result:
-        raise fail(f"{task} stores no result (ignore_result), so --wait cannot wait for it")
+        raise fail(
+            f"{task} stores no result (ignore_result), so --wait cannot wait for it; "
+            "nothing was queued (submit it without --wait)"
+        )
     result = typed.delay(model)
     if not wait:
         typer.echo(result.id)
@@ -187,7 +190,9 @@ def status(
         report["note"] = PENDING_NOTE
     elif result.successful():
         report["result"] = result.result
-    elif result.failed():
+    # str(): the stubs list the states a result can have, without REVOKED. For it
+    # Celery stores why (expired, revoked, terminated), never the task's data.
+    elif result.failed() or str(result.state) == "REVOKED":
         report["error"] = f"{type(result.result).__name__}: {result.result}"
     typer.echo(json.dumps(report))
 
