@@ -299,6 +299,22 @@ def test_new_task_is_compatible() -> None:
     assert changes == [Change("x.b", "(task)", "new task", breaking=False)]
 
 
+def test_narrowing_a_shared_output_model_breaks_the_task_that_takes_it() -> None:
+    # ProcessDataOutput is process_data's output and summarize_batch's input items
+    # (README, Task contracts): one change, judged by both rules.
+    old = current_contracts(create_app(load_settings("test")))
+    new = json.loads(json.dumps(old))
+    new["process_data"]["output"]["properties"]["message"]["maxLength"] = 100
+    new["summarize_batch"]["input"]["$defs"]["ProcessDataOutput"]["properties"]["message"][
+        "maxLength"
+    ] = 100
+    summarize = "{{ cookiecutter.package_name }}.tasks.data.summarize_batch"
+    assert [str(change) for change in compare(old, new)] == [
+        f"compatible: {PROCESS_DATA}: output.message: maxLength added (100)",
+        f"BREAKING: {summarize}: input[].message: maxLength added (100)",
+    ]
+
+
 def test_unchanged_contracts_have_no_changes() -> None:
     contracts = current_contracts(create_app(load_settings("test")))
     assert compare(contracts, contracts) == []
