@@ -3,8 +3,10 @@
 Two probe files, checked in one mypy run: WRONG holds one wrong call per call path,
 each marked ``# E: <word>`` (a word of the message mypy must report on that line, and
 on no other); RIGHT holds the same call paths used correctly, and must pass cleanly.
-Results that are dicts at run time (``apply().get()``, a group's ``get()``) are typed
-``Any`` rather than as models, so RIGHT only annotates what is really returned.
+Results that are dicts at run time (``apply().get()``) or depend on the result backend
+(a group's ``get()``: models on the file backend, dicts on Redis) are typed ``Any``
+rather than as models, so RIGHT only annotates what is really returned; the README's
+ways to a group's models (``group_outputs``, each of ``.results``) are in RIGHT too.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ wrong_output: int = process_data.delay(RECORD).get()  # E: "ProcessDataOutput"
 maybe_error: ProcessDataOutput = process_data.delay(RECORD).get(propagate=False)  # E: BaseException
 stored: ProcessDataOutput = process_data.AsyncResult("id").get(propagate=False)  # E: BaseException
 summary: ProcessDataOutput = process_batch([RECORD]).get()  # E: "BatchSummary"
+batch: list[BatchSummary] = process_data.group_outputs(fan_out([RECORD]))  # E: "list
 """
 
 RIGHT = """
@@ -63,7 +66,10 @@ output = process_data.AsyncResult("id").get()
 or_error: ProcessDataOutput | BaseException = process_data.delay(RECORD).get(propagate=False)
 summary: BatchSummary = process_batch([RECORD]).get()
 output = process_in_order([RECORD]).get()
-dicts: list[Any] = fan_out([RECORD]).get()
+joined: list[Any] = fan_out([RECORD]).get()
+models: list[ProcessDataOutput] = process_data.group_outputs(fan_out([RECORD]), timeout=1)
+for child in fan_out([RECORD]).results or ():
+    each: Any = child.get(timeout=1)
 stored_json: Any = process_data.apply((RECORD,)).get()
 chain(process_data.si(RECORD), process_data.si(RECORD)).apply_async()
 group(process_data.s(RECORD), process_data.s(RECORD)).apply_async()

@@ -286,6 +286,10 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
             # directory, which a container's non-root user cannot write.
             "control_folder": str(settings.data_dir / "broker-control"),
             "store_processed": False,
+            # kombu polls an empty folder once a second by default, which held a worker
+            # to ~2 tasks/s (measured: 30 queued process_data in 14 s); at 0.05 s it
+            # ran ~40/s, enough to see a 10/s rate_limit, for ~0.5% CPU when idle.
+            "polling_interval": 0.05,
         }
     if settings.broker.is_redis:
         timeout = settings.broker.visibility_timeout

@@ -184,7 +184,10 @@ def submit(
             + "\n  ".join(describe_errors(error))
         ) from None
     if wait and typed.ignore_result:
-        raise fail(f"{task} stores no result (ignore_result), so --wait cannot wait for it")
+        raise fail(
+            f"{task} stores no result (ignore_result), so --wait cannot wait for it; "
+            "nothing was queued (submit it without --wait)"
+        )
     result = typed.delay(model)
     if not wait:
         typer.echo(result.id)
@@ -218,7 +221,9 @@ def status(
         report["note"] = PENDING_NOTE
     elif result.successful():
         report["result"] = result.result
-    elif result.failed():
+    # str(): the stubs list the states a result can have, without REVOKED. For it
+    # Celery stores why (expired, revoked, terminated), never the task's data.
+    elif result.failed() or str(result.state) == "REVOKED":
         report["error"] = f"{type(result.result).__name__}: {result.result}"
     typer.echo(json.dumps(report))
 
@@ -347,31 +352,41 @@ def contracts_check(
     profile: ProfileOption = None,
 ) -> None:
     """Exit 1 naming task, field and rule when the code breaks a committed contract,
-    or naming the file when the task reference is stale."""
+    or naming the files when the committed contracts or task reference are not what
+    ``contracts dump`` and ``contracts docs`` would write."""
     try:
         committed = task_contracts.load(folder)
     except task_contracts.ContractsMissingError as error:
         raise fail(str(error)) from None
     celery = app_for(profile)
-    changes = task_contracts.compare(committed, task_contracts.current_contracts(celery))
+    current = task_contracts.current_contracts(celery)
+    changes = task_contracts.compare(committed, current)
     for change in changes:
         typer.echo(str(change), err=change.breaking)
-    stale = contract_docs.staleness(celery, docs_dir)
-    if stale:
-        command = "uv run {{ cookiecutter.project_slug }} contracts docs"
-        typer.echo(f"error: {stale}; run `{command}` and commit it", err=True)
     if any(change.breaking for change in changes):
         raise fail(
             "the code breaks committed task contracts; messages in flight or results "
             "being read would fail (see README, Task contracts)",
             code=1,
         )
-    if stale:
-        raise typer.Exit(1)
     if changes:
-        typer.echo("compatible: run `contracts dump` and commit the files to record the changes")
-    else:
-        typer.echo("the code matches the committed contracts")
+        typer.echo("compatible: the changes above keep messages in flight and results readable")
+    # Compatible changes must still be recorded: the committed files are the baseline
+    # the next change is compared with.
+    unrecorded = task_contracts.unrecorded(current, folder)
+    if unrecorded:
+        command = "uv run {{ cookiecutter.project_slug }} contracts dump"
+        typer.echo(
+            f"error: not recorded: {', '.join(unrecorded)}; run `{command}` and commit them",
+            err=True,
+        )
+    stale = contract_docs.staleness(celery, docs_dir)
+    if stale:
+        command = "uv run {{ cookiecutter.project_slug }} contracts docs"
+        typer.echo(f"error: {stale}; run `{command}` and commit it", err=True)
+    if unrecorded or stale:
+        raise typer.Exit(1)
+    typer.echo("the code matches the committed contracts")
 {% if cookiecutter.include_api %}
 
 @app.command()

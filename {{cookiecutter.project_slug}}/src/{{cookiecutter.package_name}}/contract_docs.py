@@ -70,9 +70,30 @@ def staleness(app: Celery, folder: Path = DOCS_DIR) -> str | None:
     path = folder / REFERENCE_FILE
     if not path.is_file():
         return f"{path} is missing"
-    if path.read_text(encoding="utf-8") != reference(app):
-        return f"{path} is stale: it differs from what the code documents"
-    return None
+    committed, expected = path.read_text(encoding="utf-8"), reference(app)
+    if committed == expected:
+        return None
+    return f"{path} is stale: {'; '.join(section_differences(committed, expected))}"
+
+
+def sections(text: str) -> dict[str, str]:
+    """The reference split by ``## `` heading (the header as ``(header)``)."""
+    header, *rest = text.split("\n## ")
+    found = {"(header)": header}
+    for section in rest:
+        title, _, _ = section.partition("\n")
+        found[title.strip()] = section
+    return found
+
+
+def section_differences(committed: str, expected: str) -> list[str]:
+    """Which sections of the committed reference differ from the code's, in words."""
+    old, new = sections(committed), sections(expected)
+    words = [f"section {name} missing" for name in new if name not in old]
+    words += [f"extra section {name} (no such task)" for name in old if name not in new]
+    words += [f"section {name} differs" for name in new if name in old and old[name] != new[name]]
+    # Same sections, same text: only the order or the separators differ.
+    return words or ["the sections are out of order"]
 
 
 def task_section(task: TypedTask[Any, Any], contract: Schema) -> str:

@@ -94,6 +94,26 @@ def dump(contracts: dict[str, Schema], folder: Path = CONTRACTS_DIR) -> list[Pat
     return written
 
 
+def unrecorded(contracts: dict[str, Schema], folder: Path = CONTRACTS_DIR) -> list[str]:
+    """The files ``dump`` would write, change or remove in ``folder``, each with why.
+
+    A contract that is compatible but not recorded is the baseline the next change
+    is compared with: left stale, a later breaking change would be compared with an
+    older contract and could pass.
+    """
+    expected = {folder / f"{name}.json": render(contract) for name, contract in contracts.items()}
+    present = set(folder.glob("*.json")) if folder.is_dir() else set()
+    found = []
+    for path in sorted(expected.keys() | present):
+        if path not in present:
+            found.append(f"{path} (missing)")
+        elif path not in expected:
+            found.append(f"{path} (no such task)")
+        elif path.read_text(encoding="utf-8") != expected[path]:
+            found.append(f"{path} (differs)")
+    return found
+
+
 def load(folder: Path = CONTRACTS_DIR) -> dict[str, Schema]:
     """The committed contracts by short name; ContractsMissingError if there are none."""
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []

@@ -24,10 +24,12 @@ EVOLUTION_VARIABLE = "DEPLOY_TEST_EVOLUTION"
 DELIVERED = "delivered"
 RAN = "ran"
 # The field each evolution adds to every evolvable input model, as pydantic's
-# create_model takes it: (type, default), where ``...`` means required.
+# create_model takes it: (type, default), where ``...`` means required. Named so that
+# no real model has them: a project's own `priority` or `tenant` field must not
+# collide with the test's.
 NEW_FIELDS: dict[str, tuple[str, tuple[type, Any]]] = {
-    "compatible": ("priority", (int, 0)),
-    "breaking": ("tenant", (str, ...)),
+    "compatible": ("next_release_optional", (int, 0)),
+    "breaking": ("next_release_required", (str, ...)),
 }
 
 

@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from pydantic import StrictInt
 
 from {{ cookiecutter.package_name }}.celery_app import (
     CPU_QUEUE,
@@ -27,6 +28,7 @@ from {{ cookiecutter.package_name }}.contracts import (
     load,
 )
 from {{ cookiecutter.package_name }}.tasks.typed import (
+    TaskModel,
     short_name,
     typed_tasks,
 )
@@ -85,6 +87,19 @@ def evidence(app: ProjectCelery, task_ids: list[str]) -> Counter[tuple[str, str]
     wanted = set(task_ids)
     entries = app.provider.get().ledger.entries()
     return Counter((e["key"], e["stage"]) for e in entries if e.get("key") in wanted)
+
+
+@pytest.mark.parametrize("evolution", sorted(NEW_FIELDS))
+def test_evolving_adds_a_field_no_real_model_has(evolution: str) -> None:
+    # The fields a project adds first (the README's process_data_v2 takes a priority)
+    # must not clash with the one the next release adds.
+    class Ticket(TaskModel):
+        priority: StrictInt
+        tenant: str
+
+    field, _ = NEW_FIELDS[evolution]
+    evolved = evolve(Ticket, evolution)
+    assert set(evolved.model_fields) == {"priority", "tenant", field}
 
 
 @pytest.mark.parametrize("evolution", sorted(NEW_FIELDS))

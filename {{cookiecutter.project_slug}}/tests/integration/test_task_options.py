@@ -76,6 +76,8 @@ def test_a_login_code_that_expired_in_the_queue_is_not_sent(
         eventually(
             lambda: str(result.state) == states.REVOKED, 10, "the stale code was not revoked"
         )
+    # The reason `status` and the API show as its error.
+    assert repr(result.result) == "TaskRevokedError('expired')"
 {%- else %}
     # RabbitMQ expires the message itself (Celery publishes it with a TTL) and
     # dead-letters it: no worker is ever handed it.

@@ -92,7 +92,32 @@ def test_submit_queues_the_task(local_app: ProjectCelery, client: TestClient) ->
     body = response.json()
     assert response.headers["location"] == body["status_url"]
     assert body["status_url"].endswith(f"/tasks/{body['task_id']}")
+    assert body["note"] is None
     assert len(queued(local_app)) == 1
+
+
+def test_submitting_a_task_that_stores_no_result_says_status_will_stay_pending(
+    local_app: ProjectCelery, client: TestClient
+) -> None:
+    event = {"event_id": "evt-00001", "actor": "ann", "action": "login"}
+    response = client.post("/tasks/record_audit_event", json=event)
+    assert response.status_code == 202
+    assert "stores no result (ignore_result)" in response.json()["note"]
+    assert "PENDING for ever" in response.json()["note"]
+    assert len(queued(local_app)) == 1
+
+
+@pytest.mark.parametrize("reason", ["expired", "revoked"])
+def test_status_of_a_revoked_task_says_why(local_app: ProjectCelery, reason: str) -> None:
+    task_id = "6f1c2a9e-0000-4000-8000-00000000000e"
+    local_app.backend.mark_as_revoked(task_id, reason)
+    assert client_for(local_app).get(f"/tasks/{task_id}").json() == {
+        "task_id": task_id,
+        "state": "REVOKED",
+        "result": None,
+        "error": {"type": "TaskRevokedError", "message": reason, "traceback": None},
+        "note": None,
+    }
 
 
 def test_invalid_body_is_422_with_field_errors_and_queues_nothing(

@@ -84,6 +84,16 @@ def test_local_profile_uses_folders_under_data_dir(local_settings: Settings) -> 
         assert (local_settings.data_dir / folder).is_dir()
 
 
+def test_the_embedded_broker_polls_often_enough_to_show_a_rate_limit(
+    local_app: ProjectCelery,
+) -> None:
+    # The worker takes at most about one message per poll of an empty folder: kombu's
+    # default of 1 s kept the local profile near 2 tasks/s, below every rate_limit sample.
+    with local_app.connection_for_read() as connection:
+        transport: Any = connection.transport  # the stubs know the base class only
+        assert transport.polling_interval <= 0.05
+
+
 def test_the_embedded_broker_writes_only_under_data_dir(local_app: ProjectCelery) -> None:
     process_data.delay(ProcessDataInput(value=1, label="a"))  # binds the task queues
     local_app.control.broadcast("ping", reply=False)  # the workers' fanout exchange

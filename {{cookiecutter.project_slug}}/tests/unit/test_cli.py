@@ -92,6 +92,19 @@ def test_status_explains_what_pending_can_mean() -> None:
     assert "stores no result (ignore_result)" in json.loads(result.output)["note"]
 
 
+@pytest.mark.parametrize("reason", ["expired", "revoked"])
+def test_status_of_a_revoked_task_says_why(reason: str) -> None:
+    task_id = "0b5c6a1e-0000-4000-8000-00000000000e"
+    # What a worker stores for an expired message (or one revoked by id).
+    create_app(load_settings("local")).backend.mark_as_revoked(task_id, reason)
+    report = json.loads(invoke("status", task_id).output)
+    assert report == {
+        "task_id": task_id,
+        "state": "REVOKED",
+        "error": f"TaskRevokedError: {reason}",
+    }
+
+
 AUDIT_EVENT = '{"event_id": "evt-00001", "actor": "ann", "action": "login"}'
 
 
@@ -100,7 +113,7 @@ def test_a_task_that_stores_no_result_cannot_be_waited_for() -> None:
     assert result.exit_code == 2
     assert result.stderr == (
         "error: record_audit_event stores no result (ignore_result), "
-        "so --wait cannot wait for it\n"
+        "so --wait cannot wait for it; nothing was queued (submit it without --wait)\n"
     )
     assert queued_messages() == []
 

@@ -219,6 +219,25 @@ def test_cli_check_fails_naming_a_stale_or_missing_reference(edit: Any, problem:
     assert "the code matches the committed contracts" not in result.output
 
 
+def test_cli_check_names_the_sections_that_differ() -> None:
+    runner.invoke(app, ["contracts", "dump"])
+    runner.invoke(app, ["contracts", "docs"])
+    path = Path("docs/tasks.md")
+    text = path.read_text(encoding="utf-8")
+    # An edited example in one section, a section gone, a section for no task.
+    text = text.replace("## process_data\n", "## process_data\n\nEdited.\n", 1)
+    start = text.index("\n## summarize_batch\n")
+    end = text.index("\n## ", start + 1) if "\n## " in text[start + 1 :] else len(text)
+    text = text[:start] + text[end:] + "\n## retired_task\n\nGone.\n"
+    path.write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["contracts", "check"])
+    assert result.exit_code == 1
+    assert (
+        "error: docs/tasks.md is stale: section summarize_batch missing; "
+        "extra section retired_task (no such task); section process_data differs; run `"
+    ) in result.output
+
+
 def test_cli_docs_and_check_take_another_folder(tmp_path: Path) -> None:
     runner.invoke(app, ["contracts", "dump"])
     folder = tmp_path / "reference"

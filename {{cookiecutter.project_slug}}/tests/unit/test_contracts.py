@@ -299,6 +299,22 @@ def test_new_task_is_compatible() -> None:
     assert changes == [Change("x.b", "(task)", "new task", breaking=False)]
 
 
+def test_narrowing_a_shared_output_model_breaks_the_task_that_takes_it() -> None:
+    # ProcessDataOutput is process_data's output and summarize_batch's input items
+    # (README, Task contracts): one change, judged by both rules.
+    old = current_contracts(create_app(load_settings("test")))
+    new = json.loads(json.dumps(old))
+    new["process_data"]["output"]["properties"]["message"]["maxLength"] = 100
+    new["summarize_batch"]["input"]["$defs"]["ProcessDataOutput"]["properties"]["message"][
+        "maxLength"
+    ] = 100
+    summarize = "{{ cookiecutter.package_name }}.tasks.data.summarize_batch"
+    assert [str(change) for change in compare(old, new)] == [
+        f"compatible: {PROCESS_DATA}: output.message: maxLength added (100)",
+        f"BREAKING: {summarize}: input[].message: maxLength added (100)",
+    ]
+
+
 def test_unchanged_contracts_have_no_changes() -> None:
     contracts = current_contracts(create_app(load_settings("test")))
     assert compare(contracts, contracts) == []
@@ -364,7 +380,7 @@ def test_cli_check_fails_when_a_real_task_breaks_its_contract(tmp_path: Path) ->
     assert "error: the code breaks committed task contracts" in result.output
 
 
-def test_cli_check_reports_compatible_changes_and_passes(tmp_path: Path) -> None:
+def test_cli_check_reports_compatible_changes_and_asks_to_record_them(tmp_path: Path) -> None:
     runner.invoke(app, ["contracts", "dump", "--dir", str(tmp_path)])
     runner.invoke(app, ["contracts", "docs"])
 
@@ -374,8 +390,34 @@ def test_cli_check_reports_compatible_changes_and_passes(tmp_path: Path) -> None
     edit_committed(tmp_path, "process_data", older)
     (tmp_path / "summarize_batch.json").unlink()  # the code added this task
     result = runner.invoke(app, ["contracts", "check", "--dir", str(tmp_path)])
-    assert result.exit_code == 0, result.output
+    # Allowed by the rules, but not recorded: the next change would be compared with
+    # the old baseline, so the check fails until `contracts dump` is committed.
+    assert result.exit_code == 1, result.output
     assert f"compatible: {PROCESS_DATA}: input.value: maximum removed (10)" in result.stdout
     summarize = "{{ cookiecutter.package_name }}.tasks.data.summarize_batch"
     assert f"compatible: {summarize}: (task): new task" in result.stdout
-    assert "run `contracts dump`" in result.stdout
+    assert "compatible: the changes above keep messages in flight" in result.stdout
+    assert (
+        f"error: not recorded: {tmp_path}/process_data.json (differs), "
+        f"{tmp_path}/summarize_batch.json (missing); "
+        "run `uv run {{ cookiecutter.project_slug }} contracts dump` and commit them"
+    ) in result.output
+    assert "the code matches" not in result.output
+
+
+def test_cli_check_fails_on_a_contract_that_differs_only_in_documentation(tmp_path: Path) -> None:
+    runner.invoke(app, ["contracts", "dump", "--dir", str(tmp_path)])
+    runner.invoke(app, ["contracts", "docs"])
+
+    def older(committed: dict[str, Any]) -> None:
+        committed["input"]["examples"] = [{"value": 1}]  # an example the code changed since
+
+    edit_committed(tmp_path, "process_data", older)
+    # A copy under another file name: the same task, so no change, but not dump's file.
+    copy = (tmp_path / "process_data.json").read_text()
+    (tmp_path / "process_data_copy.json").write_text(copy)
+    result = runner.invoke(app, ["contracts", "check", "--dir", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert f"{tmp_path}/process_data.json (differs)" in result.output
+    assert f"{tmp_path}/process_data_copy.json (no such task)" in result.output
+    assert "the code matches" not in result.output

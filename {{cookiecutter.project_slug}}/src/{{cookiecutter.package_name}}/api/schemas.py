@@ -12,6 +12,8 @@ class TaskAccepted(BaseModel):
 
     task_id: str
     status_url: str
+    # Set for a task that stores no result: polling status_url would read PENDING for ever.
+    note: str | None = None
 
 
 class TaskError(BaseModel):

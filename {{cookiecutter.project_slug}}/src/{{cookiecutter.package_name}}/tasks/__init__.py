@@ -14,6 +14,11 @@ PENDING_NOTE = (
     "no result stored: the task is queued or not yet started, the id is unknown, "
     "or the task stores no result (ignore_result)"
 )
+# Said when a task that stores no result is queued: its status will never change.
+NO_RESULT_NOTE = (
+    "this task stores no result (ignore_result): its status reads PENDING for ever, "
+    "even once it has run"
+)
 
 
 def task_modules(package: str = __name__) -> list[str]:

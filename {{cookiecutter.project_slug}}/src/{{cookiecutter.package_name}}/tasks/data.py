@@ -88,9 +88,11 @@ def record_failure(request: Context, exc: BaseException, _traceback: str | None)
 
 
 def fan_out(records: Iterable[ProcessDataInput]) -> GroupResult:
-    """Process records in parallel; ``get()`` returns their outputs as JSON dicts.
+    """Process records in parallel.
 
-    Each of ``.results`` is a ModelResult whose ``get()`` returns the output model.
+    The group's ``get()`` is untyped and depends on the result backend: output models
+    on the local file backend, JSON dicts on Redis.
+    ``process_data.group_outputs(result)`` returns the output models on every backend.
     """
     result = group(process_data.s(record) for record in records).apply_async()
     return cast(GroupResult, result)  # the stubs type group results as AsyncResult

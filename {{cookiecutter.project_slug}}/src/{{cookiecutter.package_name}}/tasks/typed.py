@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from celery import Celery, Task, shared_task, states
 from celery.canvas import Signature
-from celery.result import AsyncResult, EagerResult, ResultBase
+from celery.result import AsyncResult, EagerResult, GroupResult, ResultBase
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..config import ConfigError
@@ -123,6 +123,17 @@ class TypedTask(Task[[InT], OutT]):
             task_name=self.name,
             **kwargs,
         )
+
+    def group_outputs(self, result: GroupResult, timeout: float | None = None) -> list[OutT]:
+        """The output model of each of a group's calls of this task, in order, on every backend.
+
+        ``GroupResult.get()`` is untyped and differs by result backend: where Celery
+        joins by calling each child's ``get()`` (the local file backend) it returns
+        models, where the backend reads all results at once (Redis) it returns the
+        stored JSON dicts. Asking this task for each child's result gives the model
+        either way. ``timeout`` applies to each child.
+        """
+        return [self.AsyncResult(child.id).get(timeout=timeout) for child in result.results or ()]
 
     @overload
     def s(self) -> Signature[Any]: ...

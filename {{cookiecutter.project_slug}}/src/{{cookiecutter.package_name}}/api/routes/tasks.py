@@ -18,7 +18,7 @@ from pydantic import BaseModel, SecretStr
 from starlette.concurrency import run_in_threadpool
 
 from ...config import Profile, Settings
-from ...tasks import PENDING_NOTE
+from ...tasks import NO_RESULT_NOTE, PENDING_NOTE
 from ...tasks.typed import TypedTask
 from ..deps import CeleryDep, SettingsDep, api_key_guard
 from ..schemas import ERROR_RESPONSES, Problem, TaskAccepted, TaskError, TaskStatus
@@ -77,7 +77,8 @@ def enqueue_endpoint(task: TypedTask[Any, Any]) -> Any:
             ) from error
         url = str(request.url_for(STATUS_ROUTE, task_id=result.id))
         response.headers["Location"] = url
-        return TaskAccepted(task_id=result.id, status_url=url)
+        note = NO_RESULT_NOTE if task.ignore_result else None
+        return TaskAccepted(task_id=result.id, status_url=url, note=note)
 
     # FastAPI reads the body model from the annotation; each task brings its own.
     enqueue.__annotations__ = {**enqueue.__annotations__, "payload": task.input_model}
@@ -104,12 +105,13 @@ def unknown_task(task_name: str) -> None:
 
 
 def task_status(task_id: UUID, celery: CeleryDep, settings: SettingsDep) -> TaskStatus:
-    """The state of a task and, once it succeeded, its typed result."""
+    """A task's state, its typed result once it succeeded, why it failed or was revoked."""
     result = celery.AsyncResult(str(task_id))
     state = result.state
     if state == states.SUCCESS:
         return TaskStatus(task_id=result.id, state=state, result=_typed_result(celery, result))
-    if state == states.FAILURE:
+    # REVOKED stores why (expired, revoked, terminated) as a TaskRevokedError.
+    if state in (states.FAILURE, states.REVOKED):
         error = result.result
         show_traceback = settings.profile is not Profile.PRODUCTION
         return TaskStatus(
