@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,50 @@ FAULT_TASKS = "tests.integration.fault_tasks"
 START_TIMEOUT = 30
 
 
+def child_environment(settings: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment without the project's settings, plus ``settings`` (environment
+    variables): a child of the test profile sees only what its test gives it. The
+    project folder is importable, for the test modules a child loads."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(ENV_PREFIX) and name != "APP_ENV"
+    }
+    environment |= settings or {}
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(PROJECT), environment.get("PYTHONPATH")])
+    )
+    return environment
+
+
+@contextmanager
+def process_group(
+    command: Sequence[str], cwd: Path, environment: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` in a process group of its own, its output in ``log``; kill the
+    whole group (a worker and its pool, say) when done."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(  # noqa: S603 - our own command line
+            command,
+            cwd=cwd,
+            env=environment,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        kill_group(process)
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process and its group at once, as when its machine dies."""
+    with suppress(ProcessLookupError):  # the whole group has exited already
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
 class WorkerProcess:
     """A running worker: its process, its node name and its log file."""
 
@@ -65,9 +109,7 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL the worker and its pool at once, as when its machine dies."""
-        with suppress(ProcessLookupError):  # the whole group has exited already
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        kill_group(self.process)
 
     def wait(self, timeout: float) -> int:
         """Wait for the worker to exit; its exit code."""
@@ -104,16 +146,9 @@ def worker_process(
     """
     node = f"{unique('fault')}@{socket.gethostname()}"
     log = tmp_path / f"{node.partition('@')[0]}.log"
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(ENV_PREFIX) and name != "APP_ENV"
-    }
-    environment |= {environment_variable(key): value for key, value in (settings or {}).items()}
-    # The worker imports fault_tasks from the project folder; it runs in tmp_path so
-    # no developer .env applies.
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(PROJECT), environment.get("PYTHONPATH")])
+    # It runs in tmp_path, so no developer .env applies.
+    environment = child_environment(
+        {environment_variable(key): value for key, value in (settings or {}).items()}
     )
     command = [
         sys.executable,
@@ -130,22 +165,11 @@ def worker_process(
         "--without-mingle",
         "--without-gossip",
     ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(  # noqa: S603 - our own command line
-            command,
-            cwd=tmp_path,
-            env=environment,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    worker = WorkerProcess(process, node, log)
-    try:
+    with process_group(command, tmp_path, environment, log) as process:
+        worker = WorkerProcess(process, node, log)
         if ready:
             wait_until_ready(app, worker)
         yield worker
-    finally:
-        worker.kill()
 
 
 def wait_until_ready(app: ProjectCelery, worker: WorkerProcess) -> None:

@@ -8,14 +8,12 @@ test profile's lock outlives a dead beat by ``beat.lock_timeout`` (3 s).
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 
@@ -26,12 +24,11 @@ from {{ cookiecutter.package_name }}.celery_app import (
     ProjectCelery,
 )
 from {{ cookiecutter.package_name }}.config.settings import (
-    ENV_PREFIX,
     environment_variable,
 )
 
 from .conftest import declare_queues
-from .harness import PROJECT, eventually, queued
+from .harness import child_environment, eventually, kill_group, process_group, queued
 
 pytestmark = pytest.mark.integration
 
@@ -56,9 +53,7 @@ class Beat:
 
     def kill(self) -> None:
         """SIGKILL the beat, as when its machine dies: it cannot release its lock."""
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        kill_group(self.process)
 
 
 @pytest.fixture
@@ -97,15 +92,6 @@ def purge_work_queues(app: ProjectCelery) -> None:
 @contextmanager
 def beat_process(tmp_path: Path, settings: dict[str, str], name: str) -> Iterator[Beat]:
     """Start ``beat --profile=test`` in its own process group; kill it after."""
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(ENV_PREFIX) and key != "APP_ENV"
-    }
-    environment |= settings
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(PROJECT), environment.get("PYTHONPATH")])
-    )
     log = tmp_path / f"{name}.log"
     command = [
         sys.executable,
@@ -115,20 +101,8 @@ def beat_process(tmp_path: Path, settings: dict[str, str], name: str) -> Iterato
         "beat",
         "--profile=test",
     ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(  # noqa: S603 - our own command line
-            command,
-            cwd=tmp_path,
-            env=environment,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    beat = Beat(process, tmp_path / f"{name}.sent", log)
-    try:
-        yield beat
-    finally:
-        beat.kill()
+    with process_group(command, tmp_path, child_environment(settings), log) as process:
+        yield Beat(process, tmp_path / f"{name}.sent", log)
 
 
 def logs(*beats: Beat) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,6 +10,8 @@ from pathlib import Path
 import pytest
 
 import {{ cookiecutter.package_name }}
+
+from .harness import process_group
 
 pytestmark = pytest.mark.integration
 
@@ -32,25 +32,9 @@ def test_a_changed_file_restarts_the_worker(tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "worker", "--reload"]
     environment = {**os.environ, "APP_ENV": "local"}
-    with log.open("wb") as sink:
-        worker = subprocess.Popen(  # noqa: S603 - our own command line
-            command,
-            cwd=tmp_path,
-            env=environment,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # so the whole process group can be stopped
-        )
-    try:
+    with process_group(command, tmp_path, environment, log):
         wait_for(log, READY, 1)
         PROFILE.write_bytes(PROFILE.read_bytes())  # a save that changes nothing
         wait_for(log, "detected", 1)  # watchfiles: "1 change detected"
         wait_for(log, READY, 2)
         assert "SIGKILL" not in log.read_text()  # the first worker shut down warm
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
