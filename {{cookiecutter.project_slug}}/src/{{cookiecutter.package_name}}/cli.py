@@ -302,7 +302,9 @@ def probe(
         raise fail(str(error), code=1) from None
     check = heartbeat.liveness if liveness else heartbeat.readiness
     verdict = check(beat, time.time(), settings.heartbeat.max_age)
-    typer.echo(f"{verdict.reason} [{path}]", err=not verdict.ok)
+    others = heartbeat.known_nodes(settings.data_dir) if beat is None else []
+    hint = f"; heartbeats here: {', '.join(others)} (pass --node)" if others else ""
+    typer.echo(f"{verdict.reason}{hint} [{path}]", err=not verdict.ok)
     if not verdict.ok:
         raise typer.Exit(1)
 
@@ -370,7 +372,10 @@ def contracts_check(
             code=1,
         )
     if changes:
-        typer.echo("compatible: the changes above keep messages in flight and results readable")
+        typer.echo(
+            "compatible: the changes above keep messages in flight and results readable; "
+            "record them as said below"
+        )
     # Compatible changes must still be recorded: the committed files are the baseline
     # the next change is compared with.
     unrecorded = task_contracts.unrecorded(current, folder)
@@ -400,8 +405,9 @@ def api(
     """Serve the HTTP API with uvicorn for the active profile."""
     from .api.app import serve  # here, so the other commands never import FastAPI
 
-    settings = settings_for(profile)
-    configure_logging(settings.log)
+    # The app is built here first so that a problem it finds at start-up (a periodic
+    # entry's payload, two tasks with one name) is one line, not a uvicorn traceback.
+    settings = app_for(profile).settings
     serve(settings, host=host or settings.api.host, port=port or settings.api.port)
 {% endif %}
 

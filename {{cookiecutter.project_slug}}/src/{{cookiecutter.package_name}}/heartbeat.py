@@ -69,6 +69,11 @@ def heartbeat_path(data_dir: Path, node: str) -> Path:
     return data_dir / HEARTBEAT_DIR / f"{node.replace(os.sep, '_')}.json"
 
 
+def known_nodes(data_dir: Path) -> list[str]:
+    """The node names of the heartbeat files in ``data_dir``, for a probe that found none."""
+    return sorted(path.stem for path in (data_dir / HEARTBEAT_DIR).glob("*.json"))
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A probe's answer: pass or fail, and one line saying why."""

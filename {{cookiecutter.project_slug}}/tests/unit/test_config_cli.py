@@ -48,6 +48,20 @@ def test_a_prefixed_typo_in_dotenv_is_one_clear_line() -> None:
     )
 
 
+{%- if cookiecutter.include_api %}
+def test_the_api_refuses_a_bad_periodic_entry_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = {"task": "process_data", "schedule": 60, "payload": {"value": "one", "label": "a"}}
+    monkeypatch.setenv(f"{ENV_PREFIX}BEAT__SCHEDULE", json.dumps({"nightly": entry}))
+    result = invoke("api")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: beat.schedule.nightly.payload (")
+    assert result.stderr.endswith(
+        "invalid input for process_data: value: Input should be a valid integer\n"
+    )
+    assert len(result.stderr.splitlines()) == 1
+
+
+{% endif -%}
 def test_an_invalid_log_level_is_one_line_and_exit_2() -> None:
     Path(".env").write_text(f"{ENV_PREFIX}LOG__LEVEL=LOUD\n")
     result = invoke("config")

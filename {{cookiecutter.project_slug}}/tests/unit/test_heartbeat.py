@@ -179,6 +179,13 @@ def test_probe_finds_the_default_node_name_and_says_where_it_looked() -> None:
     assert "heartbeats/celery@" in result.stderr
 
 
+def test_probe_names_the_heartbeats_it_did_find() -> None:
+    write(fresh(), node="cpu@host")
+    result = runner.invoke(app, ["probe", "--readiness"])
+    assert result.exit_code == 1
+    assert "; heartbeats here: cpu@host (pass --node) [" in result.stderr
+
+
 def test_probe_needs_exactly_one_question() -> None:
     for args in ([], ["--liveness", "--readiness"]):
         result = runner.invoke(app, ["probe", *args])
