@@ -24,6 +24,7 @@ def paths_to_remove(answers: dict[str, Any]) -> list[Path]:
             Path("tests/unit/test_api.py"),
             Path("tests/property/test_api_schema.py"),
             Path("tests/integration/test_api_roundtrip.py"),
+            Path("deploy/kubernetes/base/api.yaml"),
         ]
     return removed
 
