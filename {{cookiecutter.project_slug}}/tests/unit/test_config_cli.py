@@ -48,7 +48,7 @@ def test_a_prefixed_typo_in_dotenv_is_one_clear_line() -> None:
     )
 
 
-{%- if cookiecutter.include_api %}
+{% if cookiecutter.include_api -%}
 def test_the_api_refuses_a_bad_periodic_entry_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     entry = {"task": "process_data", "schedule": 60, "payload": {"value": "one", "label": "a"}}
     monkeypatch.setenv(f"{ENV_PREFIX}BEAT__SCHEDULE", json.dumps({"nightly": entry}))
