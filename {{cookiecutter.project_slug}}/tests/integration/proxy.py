@@ -12,6 +12,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from urllib.parse import urlsplit
 
 
 class CuttableProxy:
@@ -82,3 +83,10 @@ class CuttableProxy:
         """Stop listening and drop every connection."""
         self._listener.close()
         self._drop_all()
+
+
+def proxy_to(url: str) -> tuple[CuttableProxy, str]:
+    """A proxy to the broker at ``url``, and the URL that goes through it."""
+    address = urlsplit(url)
+    proxy = CuttableProxy((address.hostname or "127.0.0.1", address.port or 0))
+    return proxy, address._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()

@@ -13,7 +13,6 @@ import threading
 import time
 from contextlib import suppress
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
@@ -49,7 +48,7 @@ from .harness import (
     send,
     unique,
 )
-from .proxy import CuttableProxy
+from .proxy import proxy_to
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 30
@@ -65,13 +64,6 @@ def still_serving(worker: WorkerProcess) -> None:
     result = process_data.delay(ProcessDataInput(value=1, label="next"))
     assert result.get(timeout=TIMEOUT) == ProcessDataOutput(message="Processed: 1 - next")
     assert worker.alive
-
-
-def proxy_to(url: str) -> tuple[CuttableProxy, str]:
-    """A proxy to the broker at ``url``, and the URL that goes through it."""
-    address = urlsplit(url)
-    proxy = CuttableProxy((address.hostname or "127.0.0.1", address.port or 0))
-    return proxy, address._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
 
 
 def test_task_of_a_killed_worker_is_redelivered_and_applied_once(

@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.heartbeat import (
 
 from .conftest import RunWorker
 from .harness import WorkerProcess, eventually
-from .test_faults import proxy_to
+from .proxy import proxy_to
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 30
