@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from celery.result import AsyncResult
 from celery.utils.nodenames import default_nodename, host_format
 from pydantic import ValidationError
 
-from . import contract_docs, heartbeat, periodic
+from . import contract_docs, heartbeat, keda, periodic
 from . import contracts as task_contracts
 from .autoscale import autoscale_argv
 from .celery_app import ProjectCelery, create_app
@@ -392,6 +393,40 @@ def contracts_check(
     if unrecorded or stale:
         raise typer.Exit(1)
     typer.echo("the code matches the committed contracts")
+
+
+@app.command()
+def kubernetes(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 if the committed file differs."),
+    ] = False,
+    path: Annotated[Path, typer.Option("--file", help="The KEDA manifest.")] = keda.KEDA_FILE,
+) -> None:
+    """Write the KEDA manifest (a ScaledObject per queue) from worker.keda and
+    worker.<queue>.keda: the defaults, then config/production.toml, never the environment."""
+    try:
+        text = keda.manifest(*keda.production_settings())
+    except ConfigError as error:
+        raise config_failure(error) from None
+    command = "uv run {{ cookiecutter.project_slug }} kubernetes"
+    if not check:
+        path.write_text(text)
+        typer.echo(f"wrote {path}")
+        return
+    if not path.is_file():
+        raise fail(f"{path} does not exist; run `{command}` in the project folder", code=1)
+    committed = path.read_text()
+    if committed != text:
+        diff = difflib.unified_diff(
+            committed.splitlines(keepends=True),
+            text.splitlines(keepends=True),
+            f"{path} (committed)",
+            f"{path} (from the settings)",
+        )
+        typer.echo("".join(diff), err=True, nl=False)
+        raise fail(f"{path} differs from the settings; run `{command}` and commit it", code=1)
+    typer.echo(f"{path} matches the settings")
 {% if cookiecutter.include_api %}
 
 @app.command()
