@@ -176,6 +176,9 @@ class TaskSettings(TimeLimits):
     # A task whose runs died with their process (OOM, crash) this many times in a row
     # is not run again: its next delivery fails with WorkerLostTooOftenError.
     max_worker_losses: Annotated[int, Field(ge=1)] = 3
+    # render_thumbnail keeps every call's pixels, as the incident's version did: a leak
+    # to find with `profile --memory` (README, Debugging). Refused by production.
+    leak_thumbnails: bool = False
 
 
 WorkerPool = Literal["prefork", "threads", "solo"]
@@ -502,6 +505,10 @@ def production_problems(settings: Settings) -> list[Problem]:
             problems.append(
                 Problem(f"{name}.username", "the default 'guest' account; use the app's own user")
             )
+    if settings.tasks.leak_thumbnails:
+        problems.append(
+            Problem("tasks.leak_thumbnails", "leaks memory on purpose, for practice; remove it")
+        )
 {%- if cookiecutter.include_api %}
     if settings.api.api_key is None:
         problems.append(Problem("api.api_key", "missing; production needs one"))
