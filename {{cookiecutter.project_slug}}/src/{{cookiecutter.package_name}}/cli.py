@@ -473,6 +473,8 @@ def kubernetes(
         raise config_failure(error) from None
     command = "uv run {{ cookiecutter.project_slug }} kubernetes"
     if not check:
+        if not path.parent.is_dir():
+            raise fail(f"{path.parent} does not exist; run `{command}` in the project folder")
         path.write_text(text)
         typer.echo(f"wrote {path}")
         return

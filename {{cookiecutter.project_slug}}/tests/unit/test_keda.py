@@ -122,6 +122,9 @@ def test_bad_scaling_settings_name_the_key_and_the_file(monkeypatch: pytest.Monk
 def test_check_shows_the_drift_and_writing_ends_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    elsewhere = runner.invoke(app, ["kubernetes"])  # the working directory is not the project
+    assert elsewhere.exit_code == 2
+    assert elsewhere.stderr.startswith("error: deploy/kubernetes/base does not exist; run `")
     manifest = tmp_path / "keda.yaml"
     missing = runner.invoke(app, ["kubernetes", "--check", "--file", str(manifest)])
     assert missing.exit_code == 1
