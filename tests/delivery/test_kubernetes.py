@@ -5,7 +5,7 @@ kustomize is kubectl's (``kubectl kustomize``): PyPI's "kustomize" is an unrelat
 Python reimplementation, and the real binary is not on PyPI. Without kubectl the
 tests skip, saying so, except under CI=true, where they fail. KEDA's objects are
 custom resources that kubernetes-validate has no schema for: they are checked field
-by field here.
+by field here, against the settings they are written from (worker.<queue>.keda).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
@@ -34,6 +35,13 @@ KEDA_SCALED_OBJECT_SPEC = {
     "cooldownPeriod",
     "advanced",
     "triggers",
+}
+KEDA_SETTINGS = {
+    "min_replicas",
+    "max_replicas",
+    "polling_interval",
+    "cooldown_period",
+    "queue_length",
 }
 Manifest = dict[str, Any]
 
@@ -235,7 +243,34 @@ def test_secrets_come_from_the_documented_secret_only(rendered: Project, kubectl
     assert "change_me" not in rendered_text
 
 
-def test_keda_scales_each_queue_on_its_own_backlog(rendered: Project, kubectl: str) -> None:
+def keda_settings(project: Project, queue: str) -> dict[str, int]:
+    """worker.<queue>.keda (worker.keda for default) as ``kubernetes`` reads them: the
+    defaults (.env.example), then config/production.toml."""
+    section = "WORKER__KEDA__" if queue == "default" else f"WORKER__{queue.upper()}__KEDA__"
+    values = {
+        key.removeprefix(section).lower(): int(value)
+        for key, value in defaults(project).items()
+        if key.startswith(section)
+    }
+    production = tomllib.loads(
+        (project.path / "src" / project.package / "config/production.toml").read_text()
+    )
+    worker = production.get("worker", {})
+    values.update((worker if queue == "default" else worker.get(queue, {})).get("keda", {}))
+    assert set(values) == KEDA_SETTINGS, f"{queue}: keda settings {sorted(values)}"
+    return values
+
+
+def redis_lists(queue: str) -> list[str]:
+    """The lists kombu keeps a Redis queue in: itself, then one per priority step
+    (kombu.transport.redis: priority_steps [0, 3, 6, 9], separator "\\x06\\x16"). The
+    generated project's test_keda.py checks the same against kombu itself."""
+    return [queue] + [f"{queue}\x06\x16{step}" for step in (3, 6, 9)]
+
+
+def test_keda_scales_each_queue_on_its_own_backlog_as_the_settings_say(
+    rendered: Project, kubectl: str
+) -> None:
     objects = production(rendered, kubectl)
     slug = rendered.combination.slug
     broker = urlsplit(settings(rendered, objects)["BROKER__URL"])
@@ -251,26 +286,47 @@ def test_keda_scales_each_queue_on_its_own_backlog(rendered: Project, kubectl: s
         assert set(spec) <= KEDA_SCALED_OBJECT_SPEC, set(spec) - KEDA_SCALED_OBJECT_SPEC
         target = deployments[spec["scaleTargetRef"]["name"]]
         assert container(target)["args"] == ["worker", "--queue", queue]
-        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
-        assert isinstance(spec["cooldownPeriod"], int)
-        (trigger,) = spec["triggers"]
-        assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
-        meta = trigger["metadata"]
+        keda = keda_settings(rendered, queue)
+        assert {
+            "min_replicas": spec["minReplicaCount"],
+            "max_replicas": spec["maxReplicaCount"],
+            "polling_interval": spec["pollingInterval"],
+            "cooldown_period": spec["cooldownPeriod"],
+        } == {k: v for k, v in keda.items() if k != "queue_length"}, queue
+        behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+        assert behavior["scaleDown"]["stabilizationWindowSeconds"] == keda["cooldown_period"]
+        length = str(keda["queue_length"])
+        triggers = spec["triggers"]
+        for trigger in triggers:
+            assert trigger["authenticationRef"] == {"name": auth["metadata"]["name"]}
         if rendered.combination.broker == "redis":
-            assert trigger["type"] == "redis"
-            assert meta["listName"] == queue
-            assert meta["databaseIndex"] == broker.path.strip("/")
-            assert int(meta["listLength"]) >= 1
+            assert [t["type"] for t in triggers] == ["redis"] * len(triggers)
+            assert [t["metadata"]["listName"] for t in triggers] == redis_lists(queue)
+            for trigger in triggers:
+                assert trigger["metadata"] == {
+                    "listName": trigger["metadata"]["listName"],
+                    "listLength": length,
+                    "databaseIndex": broker.path.strip("/"),
+                }
+            # KEDA takes the largest of several triggers; the formula adds the lists up.
+            names = [t["name"] for t in triggers]
+            assert len(set(names)) == len(names)
+            modifiers = spec["advanced"]["scalingModifiers"]
+            assert modifiers == {"formula": " + ".join(names), "target": length}
             assert set(refs) == {"address", "password"}
             address = documented[refs["address"]["key"]]
             assert address == f"{broker.hostname}:{broker.port}"
             assert refs["password"]["key"] in documented
         else:
+            (trigger,) = triggers
             assert trigger["type"] == "rabbitmq"
-            assert meta == {"protocol": "amqp", "queueName": queue, "mode": "QueueLength"} | {
-                "value": meta["value"]
+            assert trigger["metadata"] == {
+                "protocol": "amqp",
+                "queueName": queue,
+                "mode": "QueueLength",
+                "value": length,
             }
-            assert int(meta["value"]) >= 1
+            assert "scalingModifiers" not in spec["advanced"]
             assert set(refs) == {"host"}
             host = urlsplit(documented[refs["host"]["key"]])
             assert (host.scheme, host.hostname, host.port) == (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +15,7 @@ from celery.result import AsyncResult
 from celery.utils.nodenames import default_nodename, host_format
 from pydantic import ValidationError
 
-from . import contract_docs, heartbeat, periodic
+from . import contract_docs, heartbeat, keda, periodic, profiling
 from . import contracts as task_contracts
 from .autoscale import autoscale_argv
 from .celery_app import ProjectCelery, create_app
@@ -392,6 +394,103 @@ def contracts_check(
     if unrecorded or stale:
         raise typer.Exit(1)
     typer.echo("the code matches the committed contracts")
+
+
+@app.command("profile")
+def profile_task(
+    task: Annotated[str, typer.Argument(help="Task name, e.g. render_thumbnail.")],
+    payload: Annotated[str, typer.Option("--json", help="The task input as a JSON object.")],
+    runs: Annotated[int, typer.Option(min=1, help="Calls to measure, after one warm-up.")] = 20,
+    memory: Annotated[
+        bool, typer.Option("--memory", help="Memory still held after the runs, by line.")
+    ] = False,
+    cpu: Annotated[bool, typer.Option("--cpu", help="Time by function (cProfile).")] = False,
+    top: Annotated[int, typer.Option(min=1, help="Lines or functions to show.")] = 10,
+    max_growth: Annotated[
+        float,
+        typer.Option(min=0, help="KiB more held per call above which --memory exits 1."),
+    ] = 1.0,
+    profile: ProfileOption = None,
+) -> None:
+    """Run a typed task --runs times in this process, eagerly (no broker, no worker),
+    and report its time, its memory growth per call (--memory) or its hottest
+    functions (--cpu). The task really runs: its side effects happen each time."""
+    if memory and cpu:
+        raise fail("pass --memory or --cpu, not both: each profiler would skew the other")
+    celery = app_for(profile)
+    typed = find_task(celery, task)
+    try:
+        model = typed.input_model.model_validate_json(payload)
+    except ValidationError as error:
+        raise fail(f"invalid input for {task}:\n  " + "\n  ".join(describe_errors(error))) from None
+    # Tasks the task sends run here too, not on a broker.
+    celery.conf.task_always_eager = True
+    arguments = (model.model_dump(mode="json"),)
+    # One INFO line per run would bury the report.
+    logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+
+    def call() -> object:
+        return typed.apply(args=arguments, throw=True)
+
+    if cpu:
+        typer.echo(profiling.profile_cpu(call, runs, top))
+        return
+    if not memory:
+        call()  # warm-up
+        started = time.perf_counter()
+        for _ in range(runs):
+            call()
+        per_run = (time.perf_counter() - started) / runs
+        typer.echo(f"{task}: {runs} runs, {per_run * 1000:.1f} ms per run")
+        return
+    report = profiling.measure_memory(call, runs, top)
+    size = profiling.size_text
+    leaking = report.per_call > max_growth * 1024
+    verdict = "above" if leaking else "within"
+    typer.echo(
+        f"{task}: {size(report.per_call)} more held per call ({size(report.growth)} after "
+        f"{runs} runs, {report.tool}), {verdict} --max-growth {max_growth:g} KiB"
+    )
+    for site in report.sites:
+        typer.echo(f"  {size(site.size):>10}  {site.blocks:>6} blocks  {site.where}")
+    if leaking:
+        raise fail(f"{task} holds more memory after every call: a leak, see the lines above", 1)
+
+
+@app.command()
+def kubernetes(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 if the committed file differs."),
+    ] = False,
+    path: Annotated[Path, typer.Option("--file", help="The KEDA manifest.")] = keda.KEDA_FILE,
+) -> None:
+    """Write the KEDA manifest (a ScaledObject per queue) from worker.keda and
+    worker.<queue>.keda: the defaults, then config/production.toml, never the environment."""
+    try:
+        text = keda.manifest(*keda.production_settings())
+    except ConfigError as error:
+        raise config_failure(error) from None
+    command = "uv run {{ cookiecutter.project_slug }} kubernetes"
+    if not check:
+        if not path.parent.is_dir():
+            raise fail(f"{path.parent} does not exist; run `{command}` in the project folder")
+        path.write_text(text)
+        typer.echo(f"wrote {path}")
+        return
+    if not path.is_file():
+        raise fail(f"{path} does not exist; run `{command}` in the project folder", code=1)
+    committed = path.read_text()
+    if committed != text:
+        diff = difflib.unified_diff(
+            committed.splitlines(keepends=True),
+            text.splitlines(keepends=True),
+            f"{path} (committed)",
+            f"{path} (from the settings)",
+        )
+        typer.echo("".join(diff), err=True, nl=False)
+        raise fail(f"{path} differs from the settings; run `{command}` and commit it", code=1)
+    typer.echo(f"{path} matches the settings")
 {% if cookiecutter.include_api %}
 
 @app.command()

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import pytest
 from celery import Celery, Task
+from pydantic import BaseModel
 
 from {{ cookiecutter.package_name }} import tasks
 from {{ cookiecutter.package_name }}.celery_app import (
@@ -21,11 +22,16 @@ from {{ cookiecutter.package_name }}.config import (
 )
 from {{ cookiecutter.package_name }}.config.settings import (
     ENV_PREFIX,
+    QueueWorkerSettings,
+    TaskSettings,
+    TimeLimits,
+    WorkerSettings,
 )
 from {{ cookiecutter.package_name }}.contracts import (
     current_contracts,
 )
 from {{ cookiecutter.package_name }}.queues import (
+    DEFAULT_QUEUE,
     QUEUES,
     queue_settings,
     worker_argv,
@@ -43,6 +49,7 @@ from {{ cookiecutter.package_name }}.tasks.media import (
 from ..conftest import RegisterTasks
 
 TASKS_FOLDER = Path(tasks.__file__).parent
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def add_task(app: Celery, name: str, **options: Any) -> Task[Any, Any]:
@@ -114,12 +121,45 @@ def test_a_task_naming_an_unknown_queue_is_refused_at_start_up(
     )
 
 
-def test_every_queue_has_its_limits_and_worker_settings(local_settings: Settings) -> None:
+def test_every_queue_has_its_settings_and_a_worker_wherever_the_others_run(
+    local_settings: Settings,
+) -> None:
+    # The README's checklist for adding a queue: each step missed is named here.
+    worker_sections = sections(WorkerSettings, QueueWorkerSettings)
+    limit_sections = sections(TaskSettings, TimeLimits)
+    kustomization = (PROJECT / "deploy/kubernetes/base/kustomization.yaml").read_text()
+    compose = (PROJECT / "compose.yaml").read_text()
+    makefile = (PROJECT / "Makefile").read_text()
+    missing = []
     for queue in QUEUES:
-        own = queue_settings(local_settings, queue)
-        assert own.name == queue
-        assert own.limits.soft_time_limit < own.limits.time_limit
-        assert own.worker.concurrency >= 1
+        if queue != DEFAULT_QUEUE and queue not in worker_sections:
+            missing.append(f"{queue}: no worker.{queue} (a QueueWorkerSettings in WorkerSettings)")
+        if queue != DEFAULT_QUEUE and queue not in limit_sections:
+            missing.append(f"{queue}: no tasks.{queue} (a TimeLimits in TaskSettings)")
+        manifest = f"deploy/kubernetes/base/worker-{queue}.yaml"
+        if not (PROJECT / manifest).is_file():
+            missing.append(f"{queue}: no {manifest} (copy worker-cpu.yaml)")
+        elif f'args: ["worker", "--queue", "{queue}"]' not in (PROJECT / manifest).read_text():
+            missing.append(f"{queue}: {manifest} does not run `worker --queue {queue}`")
+        if f"  - worker-{queue}.yaml\n" not in kustomization:
+            missing.append(f"{queue}: worker-{queue}.yaml is not in the base kustomization.yaml")
+        if f'command: ["worker", "--queue", "{queue}"]' not in compose:
+            missing.append(f"{queue}: no worker-{queue} service in compose.yaml")
+        if f"\nworker-{queue}:" not in makefile:
+            missing.append(f"{queue}: no worker-{queue} target in the Makefile")
+    for section in sorted((worker_sections | limit_sections) - set(QUEUES)):
+        missing.append(f"worker.{section} or tasks.{section}: {section!r} is not in QUEUES")
+    assert not missing, "adding a queue (README, Scaling) missed:\n" + "\n".join(missing)
+    assert [queue_settings(local_settings, queue).name for queue in QUEUES] == list(QUEUES)
+
+
+def sections(model: type[BaseModel], section: type[BaseModel]) -> set[str]:
+    """The fields of ``model`` that hold a ``section``: one per queue but the default."""
+    return {
+        name
+        for name, field in model.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, section)
+    }
 
 
 def test_a_queue_worker_takes_its_queue_settings(monkeypatch: pytest.MonkeyPatch) -> None:

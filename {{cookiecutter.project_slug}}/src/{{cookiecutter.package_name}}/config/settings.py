@@ -176,9 +176,40 @@ class TaskSettings(TimeLimits):
     # A task whose runs died with their process (OOM, crash) this many times in a row
     # is not run again: its next delivery fails with WorkerLostTooOftenError.
     max_worker_losses: Annotated[int, Field(ge=1)] = 3
+    # render_thumbnail keeps every call's pixels, as the incident's version did: a leak
+    # to find with `profile --memory` (README, Debugging). Refused by production.
+    leak_thumbnails: bool = False
 
 
 WorkerPool = Literal["prefork", "threads", "solo"]
+
+
+class KedaSettings(Section):
+    """How KEDA scales one queue's worker Deployment on Kubernetes.
+
+    Read by ``kubernetes``, which writes deploy/kubernetes/base/keda.yaml from the
+    defaults and config/production.toml; a running worker never reads them.
+    """
+
+    # 0 lets KEDA stop every worker of an idle queue; the next task then waits for a pod.
+    min_replicas: Annotated[int, Field(ge=0)] = 1
+    max_replicas: Annotated[int, Field(ge=1)] = 10
+    # Seconds between two looks at the queue.
+    polling_interval: Annotated[int, Field(ge=1)] = 15
+    # Seconds below target before a replica is removed (KEDA's cooldownPeriod, and the
+    # HPA's scale-down window): a short lull does not stop workers that are needed again.
+    cooldown_period: Annotated[int, Field(ge=0)] = 300
+    # Messages waiting per replica: KEDA runs ceil(waiting / queue_length) workers.
+    queue_length: Annotated[int, Field(ge=1)] = 4
+
+    @model_validator(mode="after")
+    def _consistent_bounds(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must not exceed max_replicas "
+                f"({self.max_replicas}); raise max_replicas or lower min_replicas"
+            )
+        return self
 
 
 class QueueWorkerSettings(Section):
@@ -191,6 +222,7 @@ class QueueWorkerSettings(Section):
     max_tasks_per_child: Annotated[int, Field(ge=1)] = 1000
     # KiB of resident memory before a pool process is replaced after its task.
     max_memory_per_child: Annotated[int, Field(ge=1024)] = 512_000
+    keda: KedaSettings = KedaSettings()
 
 
 class WorkerSettings(Section):
@@ -203,10 +235,11 @@ class WorkerSettings(Section):
     # replaced after its current task.
     max_memory_per_child: Annotated[int, Field(ge=1024)] = 512_000
     soft_shutdown_timeout: Annotated[float, Field(ge=0)] = 30
-    # concurrency, pool and the two recycling guards serve the default queue's worker
-    # (and a worker consuming every queue at once); each other queue has its own
+    # concurrency, pool, the two recycling guards and keda serve the default queue's
+    # worker (and a worker consuming every queue at once); each other queue has its own
     # below, as tasks.<queue> holds its time limits.
     pool: WorkerPool = "prefork"
+    keda: KedaSettings = KedaSettings()
     cpu: QueueWorkerSettings = QueueWorkerSettings()
 
 
@@ -472,6 +505,10 @@ def production_problems(settings: Settings) -> list[Problem]:
             problems.append(
                 Problem(f"{name}.username", "the default 'guest' account; use the app's own user")
             )
+    if settings.tasks.leak_thumbnails:
+        problems.append(
+            Problem("tasks.leak_thumbnails", "leaks memory on purpose, for practice; remove it")
+        )
 {%- if cookiecutter.include_api %}
     if settings.api.api_key is None:
         problems.append(Problem("api.api_key", "missing; production needs one"))

@@ -42,6 +42,12 @@ class Thumbnail(TaskModel):
     digest: str
 
 
+# The incident's leak, kept to practise finding one (README, Debugging): each call's
+# pixels cached by task id "for a retry to reuse", and never evicted. Only with
+# tasks.leak_thumbnails, which the production profile refuses.
+_PIXELS_FOR_RETRY: dict[str, bytes] = {}
+
+
 # The cpu queue has its own worker, so a backlog here never delays the default queue.
 # Limits come from that queue's settings (tasks.cpu): the soft limit raises
 # SoftTimeLimitExceeded inside the task so it can remove its partial output; the hard
@@ -49,8 +55,10 @@ class Thumbnail(TaskModel):
 @typed_task(queue="cpu")
 def render_thumbnail(request: ThumbnailRequest) -> Thumbnail:
     """Render a thumbnail; a partial file never outlives a timeout."""
-    folder = current_resources().settings.data_dir / "thumbnails"
-    return render_into(request, folder)
+    settings = current_resources().settings
+    if settings.tasks.leak_thumbnails:
+        _PIXELS_FOR_RETRY[str(render_thumbnail.request.id)] = bytes(request.width * request.height)
+    return render_into(request, settings.data_dir / "thumbnails")
 
 
 def render_into(request: ThumbnailRequest, folder: Path) -> Thumbnail:
