@@ -4,7 +4,8 @@ KEDA takes its numbers from the manifest, never from a worker's settings, so the
 manifest is written from them: ``kubernetes`` writes it, ``kubernetes --check`` (the
 pre-commit hook, CI and a unit test) fails when the committed file differs. The values
 are the production profile's as committed, the defaults then config/production.toml,
-and never the environment: whoever writes the file writes the same one.
+and never the environment (the loader refuses these keys there): whoever writes the
+file writes the same one.
 
 Written as text rather than dumped with a YAML library: the file keeps its comments,
 and the Redis list names keep their escapes (``"cpu\\u0006\\u00163"``).

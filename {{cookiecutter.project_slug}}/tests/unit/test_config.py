@@ -364,3 +364,21 @@ def test_production_checks_run_when_dotenv_chooses_production(tmp_path: Path) ->
     assert f"broker.url ({ENV_PREFIX}BROKER__URL, from config/production.toml): " in str(
         caught.value
     )
+
+
+def test_kubernetes_scaling_is_refused_outside_the_production_profile_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # KEDA reads the committed keda.yaml: from the environment the value would do nothing.
+    monkeypatch.setenv(f"{ENV_PREFIX}WORKER__KEDA__MAX_REPLICAS", "3")
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"{ENV_PREFIX}WORKER__CPU__KEDA__MIN_REPLICAS=0\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=env_file)
+    refusal = "read only by `kubernetes` (it writes keda.yaml); set it in config/production.toml"
+    assert str(caught.value).splitlines() == [
+        f"worker.keda.max_replicas ({ENV_PREFIX}WORKER__KEDA__MAX_REPLICAS, from environment): "
+        + refusal,
+        f"worker.cpu.keda.min_replicas ({ENV_PREFIX}WORKER__CPU__KEDA__MIN_REPLICAS, from .env): "
+        + refusal,
+    ]

@@ -34,6 +34,9 @@ ENVIRONMENT = "environment"
 DOTENV = ".env"
 DEFAULT = "default"
 
+# KEDA reads the committed manifest, not a running worker's settings: a value set in the
+# environment or another profile would change nothing, so it is refused (keda.py).
+DEPLOY_ONLY = re.compile(r"worker\.(?:\w+\.)?keda(?:\.|$)")
 # (layer name, flattened values), highest layer first.
 Layers = list[tuple[str, dict[str, Any]]]
 
@@ -85,6 +88,15 @@ def load_settings(profile: str | None = None, env_file: Path | None = Path(".env
         _line("profile", source, "chosen only by --profile or APP_ENV; remove it here")
         for source, values in layers
         if "profile" in values
+    ]
+    keda_source = profile_file(Profile.PRODUCTION)
+    keda_only = f"read only by `kubernetes` (it writes keda.yaml); set it in {keda_source}"
+    problems += [
+        _line(key, source, keda_only)
+        for source, values in layers
+        if source != keda_source
+        for key in values
+        if DEPLOY_ONLY.match(key)
     ]
     if problems:
         raise ConfigError("\n".join(problems))
