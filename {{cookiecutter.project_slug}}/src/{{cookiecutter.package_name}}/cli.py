@@ -13,7 +13,7 @@ from celery.result import AsyncResult
 from celery.utils.nodenames import default_nodename, host_format
 from pydantic import ValidationError
 
-from . import contract_docs, heartbeat, periodic
+from . import contract_docs, heartbeat, periodic, tracing
 from . import contracts as task_contracts
 from .autoscale import autoscale_argv
 from .celery_app import ProjectCelery, create_app
@@ -188,6 +188,7 @@ def submit(
             f"{task} stores no result (ignore_result), so --wait cannot wait for it; "
             "nothing was queued (submit it without --wait)"
         )
+    tracing.start(celery.settings.tracing)  # off by default: the publish span starts the trace
     result = typed.delay(model)
     if not wait:
         typer.echo(result.id)
