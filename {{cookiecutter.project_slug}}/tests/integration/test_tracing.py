@@ -124,7 +124,6 @@ class ReceiveSpans(BaseHTTPRequestHandler):
         """Quiet: a test's output is its assertions."""
 
 
-
 @contextmanager
 def serve(receiver: Receiver) -> Iterator[Receiver]:
     """Run the receiver in a thread; stop it after."""

@@ -364,7 +364,6 @@ class AutoscaleSettings(Section):
         return self
 
 
-
 class TracingSettings(Section):
     """OpenTelemetry traces, off by default: HTTP request, publish and task run in one trace.
 
