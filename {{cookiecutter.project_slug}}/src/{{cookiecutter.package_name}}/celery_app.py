@@ -17,7 +17,15 @@ from celery.worker.consumer import Consumer
 from kombu import Exchange, Queue
 from pydantic import SecretStr
 
-from . import embedded_broker, observability, periodic, scheduling, worker_loss
+from . import (
+    embedded_broker,
+    error_reporting,
+    observability,
+    periodic,
+    scheduling,
+    tracing,
+    worker_loss,
+)
 from .autoscale import AUTOSCALER
 from .config import ConfigError, Settings, setting_problem
 from .config.settings import TaskSettings
@@ -83,6 +91,8 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     observability.connect_signals()
     observability.hide_task_data(not settings.log.task_data)
     worker_loss.connect_signals()
+    tracing.connect_signals(settings)  # off by default; ConfigError if its extra is missing
+    error_reporting.start(settings)  # off until sentry.dsn is set
     # Current in this thread and the default in every other: a task proxy such as
     # ``process_data.delay`` called from a thread would otherwise publish through
     # Celery's fallback app, to amqp://localhost.

@@ -15,7 +15,7 @@ from celery.result import AsyncResult
 from celery.utils.nodenames import default_nodename, host_format
 from pydantic import ValidationError
 
-from . import contract_docs, heartbeat, keda, periodic, profiling
+from . import contract_docs, heartbeat, keda, periodic, profiling, tracing
 from . import contracts as task_contracts
 from .autoscale import autoscale_argv
 from .celery_app import ProjectCelery, create_app
@@ -190,6 +190,7 @@ def submit(
             f"{task} stores no result (ignore_result), so --wait cannot wait for it; "
             "nothing was queued (submit it without --wait)"
         )
+    tracing.start(celery.settings.tracing)  # off by default: the publish span starts the trace
     result = typed.delay(model)
     if not wait:
         typer.echo(result.id)

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from .. import __version__
+from .. import __version__, tracing
 from ..celery_app import ProjectCelery, create_app
 from ..config import PROFILE_VARIABLE, Settings, load_settings
 from ..tasks.typed import typed_tasks
@@ -36,6 +36,7 @@ def create_api(settings: Settings, celery: ProjectCelery | None = None) -> FastA
         )
     api.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     api.exception_handler(RequestValidationError)(validation_error_response)
+    tracing.instrument_api(api, settings.tracing)  # off by default
     return api
 
 

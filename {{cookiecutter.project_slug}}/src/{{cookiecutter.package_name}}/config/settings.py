@@ -397,6 +397,30 @@ class AutoscaleSettings(Section):
         return self
 
 
+class TracingSettings(Section):
+    """OpenTelemetry traces, off by default: HTTP request, publish and task run in one trace.
+
+    Needs the ``tracing`` extra (see README, Tracing).
+    """
+
+    enabled: bool = False
+    # The service.name resource attribute the tracing backend groups spans by.
+    service_name: Annotated[str, Field(min_length=1)] = "{{ cookiecutter.project_slug }}"
+    # An OTLP/HTTP (protobuf) traces endpoint: a collector, or a backend that takes OTLP.
+    endpoint: Annotated[str, Field(pattern=r"^https?://")] = "http://127.0.0.1:4318/v1/traces"
+    # Fraction of new traces recorded; a task follows the decision of the trace it
+    # was published in, so a trace is kept or dropped whole.
+    sample_ratio: Fraction = 1.0
+
+
+class SentrySettings(Section):
+    """Error reports to Sentry, off until a DSN is set; task arguments are never sent."""
+
+    dsn: SecretStr | None = None
+    # The environment reports are filed under; empty means the profile's name.
+    environment: str | None = None
+
+
 class Settings(BaseSettings):
     """The whole configuration of the project, validated once at start-up."""
 
@@ -425,6 +449,8 @@ class Settings(BaseSettings):
     autoscale: AutoscaleSettings = AutoscaleSettings()
     heartbeat: HeartbeatSettings = HeartbeatSettings()
     beat: BeatSettings = BeatSettings()
+    tracing: TracingSettings = TracingSettings()
+    sentry: SentrySettings = SentrySettings()
 
     @classmethod
     def settings_customise_sources(
