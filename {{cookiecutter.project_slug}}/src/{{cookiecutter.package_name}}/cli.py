@@ -436,7 +436,10 @@ def dead_letters(
         return
     letters = ask_broker(celery, list_dead_letters)
     if as_json:
-        typer.echo(json.dumps([asdict(letter) for letter in letters], default=str))
+        rows = [asdict(letter) for letter in letters]
+        for row, letter in zip(rows, letters, strict=True):
+            row["first_death"] = letter.first_death.isoformat() if letter.first_death else None
+        typer.echo(json.dumps(rows))
         return
     for letter in letters:
         typer.echo(describe_dead_letter(letter))
