@@ -421,6 +421,14 @@ class SentrySettings(Section):
     environment: str | None = None
 
 
+class ExporterSettings(Section):
+    """The Prometheus queue exporter (``exporter``): one per deployment."""
+
+    # 127.0.0.1: only this machine can scrape it (production listens on 0.0.0.0).
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 9540
+
+
 class Settings(BaseSettings):
     """The whole configuration of the project, validated once at start-up."""
 
@@ -451,6 +459,7 @@ class Settings(BaseSettings):
     beat: BeatSettings = BeatSettings()
     tracing: TracingSettings = TracingSettings()
     sentry: SentrySettings = SentrySettings()
+    exporter: ExporterSettings = ExporterSettings()
 
     @classmethod
     def settings_customise_sources(
