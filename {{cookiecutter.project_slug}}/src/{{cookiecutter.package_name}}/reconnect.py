@@ -9,6 +9,14 @@ reach; they would then wait in Redis' unacked hash until ``broker.visibility_tim
 this consumer step retries it on the next connection. Each message is requeued in
 one Redis transaction, and only if it is still unacked: a message acked or requeued
 meanwhile (by another worker's sweep) is left alone.
+
+Out of its reach: a task whose ``BRPOP`` reply the dropped connection lost. Redis
+took it off the queue, and kombu records a message as unacked only once the reply
+has arrived (``QoS.append``), so nothing is left to requeue: at most one task per
+dropped connection (README, When things go wrong). Receiving with BRPOPLPUSH/BLMOVE
+would close that window but takes a single source list, while a worker waits on
+several (each queue and its priority lists); kombu has not changed it (requested in
+celery/celery#1392; celery/kombu#1733 reads a pending reply on a clean close only).
 """
 
 from __future__ import annotations

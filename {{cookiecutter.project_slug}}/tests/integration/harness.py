@@ -8,7 +8,9 @@ tasks would join every app of the session (Celery shares tasks across apps).
 """
 
 from __future__ import annotations
-
+{% if cookiecutter.broker == "redis" %}
+import json
+{%- endif %}
 import os
 import signal
 import socket
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from celery.backends.base import BaseKeyValueStoreBackend
+from celery.exceptions import TimeoutError as ResultTimeout
 from celery.result import AsyncResult
 
 from {{ cookiecutter.package_name }}.celery_app import (
@@ -216,9 +219,33 @@ def dead_lettered(app: ProjectCelery) -> list[str | None]:
 
 def final_states(app: ProjectCelery, task_ids: list[str], timeout: float) -> dict[str, str]:
     """The final state of each task, read in bulk; TimeoutError if some never finish."""
+    states = finished_states(app, task_ids, timeout)
+    if missing := set(task_ids) - set(states):
+        raise ResultTimeout(f"{len(missing)} tasks never finished, e.g. {sorted(missing)[0]}")
+    return states
+
+
+def finished_states(app: ProjectCelery, task_ids: list[str], timeout: float) -> dict[str, str]:
+    """The final state of each task that reaches one within ``timeout``; not the others."""
     backend = app.backend
     assert isinstance(backend, BaseKeyValueStoreBackend)  # the test profile's Redis
-    return {
-        task_id: meta["status"]
-        for task_id, meta in backend.get_many(task_ids, timeout=timeout, interval=0.2)
-    }
+    states: dict[str, str] = {}
+    with suppress(ResultTimeout):
+        for task_id, meta in backend.get_many(task_ids, timeout=timeout, interval=0.2):
+            states[task_id] = meta["status"]
+    return states
+{%- if cookiecutter.broker == "redis" %}
+
+
+def held_by_redis(app: ProjectCelery, task_ids: list[str]) -> set[str]:
+    """Which of these tasks Redis still holds: waiting in a queue, or handed out and
+    recorded as unacknowledged (kombu's ``unacked`` hash, which the visibility timeout
+    and ``reconnect.py`` requeue from). A task in neither can never be delivered."""
+    with app.connection_for_read() as connection:
+        channel: Any = connection.default_channel  # kombu's Redis channel: its client, keys
+        client = channel.client
+        raw = [item for key in client.scan_iter(_type="LIST") for item in client.lrange(key, 0, -1)]
+        messages = [json.loads(item) for item in raw]
+        messages += [json.loads(item)[0] for item in client.hvals(channel.unacked_key)]
+    return set(task_ids) & {message.get("headers", {}).get("id") for message in messages}
+{%- endif %}

@@ -26,6 +26,7 @@ class CuttableProxy:
         self._up.set()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
+        self._cut_at: tuple[bytes, threading.Event] | None = None
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -49,17 +50,32 @@ class CuttableProxy:
                     upstream.close()
                     continue
                 self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, replies in ((client, upstream, False), (upstream, client, True)):
+                pump = (source, sink, replies)
+                threading.Thread(target=self._pump, args=pump, daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
+        seen = b""  # the end of the last chunk: a marker (a task id) may straddle two
         with suppress(OSError):
             while data := source.recv(65536):
+                if replies and self._cut_by(seen + data):
+                    return  # dropped with every connection
+                seen = data[-64:]
                 sink.sendall(data)
         for end in (source, sink):
             with suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
+
+    def _cut_by(self, reply: bytes) -> bool:
+        """Whether ``reply`` carries the marker ``cut_at_reply`` waits for (then cut)."""
+        with self._lock:
+            if self._cut_at is None or self._cut_at[0] not in reply:
+                return False
+            happened, self._cut_at = self._cut_at[1], None
+            self._up.clear()
+        self._drop_all()
+        happened.set()
+        return True
 
     def _drop_all(self) -> None:
         with self._lock:
@@ -77,6 +93,22 @@ class CuttableProxy:
         try:
             yield
         finally:
+            self._up.set()
+
+    @contextmanager
+    def cut_at_reply(self, marker: bytes) -> Iterator[threading.Event]:
+        """Cut as ``cut()`` does, the moment a reply from the broker carrying ``marker``
+        passes, and drop that reply: the cut lands after the broker sent it and before
+        the client read it. The event tells it happened; new connections are refused
+        from then until the block ends."""
+        happened = threading.Event()
+        with self._lock:
+            self._cut_at = (marker, happened)
+        try:
+            yield happened
+        finally:
+            with self._lock:
+                self._cut_at = None
             self._up.set()
 
     def close(self) -> None:
