@@ -26,6 +26,8 @@ def paths_to_remove(answers: dict[str, Any]) -> list[Path]:
             Path("tests/integration/test_api_roundtrip.py"),
             Path("deploy/kubernetes/base/api.yaml"),
         ]
+    if answers["broker"] != "rabbitmq":  # Redis has no dead-letter queue
+        removed += [package / "dead_letters.py", Path("tests/unit/test_dead_letters.py")]
     return removed
 
 

@@ -14,7 +14,7 @@ from ..matrix import TEMPLATE
 from .test_pre_gen import load_hook
 
 post_gen = load_hook("post_gen_project")
-ANSWERS = {"package_name": "acme_jobs", "project_slug": "acme-jobs"}
+ANSWERS = {"package_name": "acme_jobs", "project_slug": "acme-jobs", "broker": "rabbitmq"}
 
 
 def test_api_files_are_listed_only_when_the_api_is_off() -> None:
@@ -25,6 +25,13 @@ def test_api_files_are_listed_only_when_the_api_is_off() -> None:
         Path("tests/property/test_api_schema.py"),
         Path("tests/integration/test_api_roundtrip.py"),
         Path("deploy/kubernetes/base/api.yaml"),
+    ]
+
+
+def test_dead_letter_files_are_listed_only_for_redis() -> None:
+    assert post_gen.paths_to_remove({**ANSWERS, "include_api": True, "broker": "redis"}) == [
+        Path("src/acme_jobs/dead_letters.py"),
+        Path("tests/unit/test_dead_letters.py"),
     ]
 
 

@@ -200,6 +200,12 @@ def dead_letter_queue() -> Queue:
     return Queue(DEAD_LETTER_QUEUE, Exchange(DEAD_LETTER_QUEUE), routing_key=DEAD_LETTER_QUEUE)
 
 
+def monitored_queues(settings: Settings) -> list[Queue]:
+    """Every queue the project declares: the work queues, and on RabbitMQ ``dead_letter``."""
+    dead_letter = [dead_letter_queue()] if settings.broker.is_amqp else []
+    return [*task_queues(settings), *dead_letter]
+
+
 class DeclareDeadLetterQueue(bootsteps.StartStopStep):
     """Declare the dead-letter queue on each broker connection of a worker.
 

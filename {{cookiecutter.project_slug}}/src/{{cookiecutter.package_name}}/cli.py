@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -11,15 +13,21 @@ from uuid import UUID
 import typer
 from celery.result import AsyncResult
 from celery.utils.nodenames import default_nodename, host_format
+from kombu import Connection
+from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 
-from . import contract_docs, heartbeat, periodic
+from . import contract_docs, exporter, heartbeat, periodic
 from . import contracts as task_contracts
 from .autoscale import autoscale_argv
-from .celery_app import ProjectCelery, create_app
-from .config import ConfigError, Settings, explain, load_settings
-from .health import dependency_checks
+from .celery_app import ProjectCelery, create_app, monitored_queues
+from .config import ConfigError, Settings, explain, load_settings, setting_problem
+{%- if cookiecutter.broker == "rabbitmq" %}
+from .dead_letters import DeadLetter, ReplayError, list_dead_letters, purge, replay
+{%- endif %}
+from .health import broker_connection, dependency_checks
 from .observability import configure_logging
+from .queue_depth import queue_snapshots
 from .queues import queue_settings, worker_argv
 from .tasks import PENDING_NOTE
 from .tasks.typed import TypedTask, describe_errors, typed_tasks
@@ -307,6 +315,178 @@ def probe(
     typer.echo(f"{verdict.reason}{hint} [{path}]", err=not verdict.ok)
     if not verdict.ok:
         raise typer.Exit(1)
+
+
+def ask_broker[T](celery: ProjectCelery, question: Callable[[Connection], T]) -> T:
+    """``question``'s answer over a broker connection, or exit naming the broker and the
+    setting to fix when it does not answer within ``broker.connection_timeout``."""
+    settings = celery.settings
+    timeout = settings.broker.connection_timeout
+    with celery.connection_for_read() as unopened:  # its URL, password masked
+        url = unopened.as_uri()
+        # kombu raises OperationalError for a connection it could not open; these come
+        # from the transport's client (redis-py, py-amqp) once connected.
+        errors: tuple[type[BaseException], ...] = (
+            OperationalError,
+            OSError,
+            *unopened.connection_errors,
+        )
+    try:
+        with broker_connection(celery, timeout) as connection:
+            return question(connection)
+    except errors as error:
+        message = (
+            f"the broker at {url} did not answer within {timeout:g}s "
+            f"({type(error).__name__}: {error}); start it or fix the setting"
+        )
+        raise fail(setting_problem(settings, "broker.url", message)) from None
+
+
+@app.command()
+def queues(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    profile: ProfileOption = None,
+) -> None:
+    """Show the messages in each queue, from the broker: waiting for a worker (ready),
+    taken and not yet acknowledged (unacked, Redis) and consumers (RabbitMQ)."""
+    celery = app_for(profile)
+    watched = monitored_queues(celery.settings)
+    snapshots = ask_broker(celery, lambda connection: queue_snapshots(connection, watched))
+    if as_json:
+        typer.echo(json.dumps([asdict(snapshot) for snapshot in snapshots]))
+        return
+    # Only the columns this broker can tell.
+    columns = [
+        column
+        for column in ("queue", "ready", "unacked", "consumers")
+        if any(getattr(snapshot, column) is not None for snapshot in snapshots)
+    ]
+    rows = [[str(getattr(snapshot, column)) for column in columns] for snapshot in snapshots]
+    widths = [max(map(len, values)) for values in zip(columns, *rows, strict=True)]
+    for row in [columns, *rows]:
+        cells = (value.ljust(width) for value, width in zip(row, widths, strict=True))
+        typer.echo("  ".join(cells).rstrip())
+
+
+@app.command("exporter")
+def serve_exporter(
+    host: Annotated[str | None, typer.Option(help="Interface; defaults to exporter.host.")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port; defaults to exporter.port.")
+    ] = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Serve the queue gauges for Prometheus on /metrics; one per deployment.
+
+    Each scrape asks the broker (see README, Queue depth and dead letters).
+    """
+    celery = app_for(profile)
+    settings = celery.settings.exporter
+    host, port = host or settings.host, port or settings.port
+    try:
+        _server, thread = exporter.start(celery, host, port)
+    except OSError as error:
+        raise fail(
+            f"cannot listen on {host}:{port} ({error}); free the port or set exporter.port"
+        ) from None
+    typer.echo(f"serving queue metrics on http://{host}:{port}/metrics", err=True)
+    thread.join()
+{%- if cookiecutter.broker == "rabbitmq" %}
+
+
+@app.command("dead-letters")
+def dead_letters(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False,
+    replay_ids: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--replay", metavar="TASK_ID", help="Send this one back to its queue (repeatable)."
+        ),
+    ] = None,
+    replay_all: Annotated[
+        bool, typer.Option("--replay-all", help="Send every one back to its queue.")
+    ] = False,
+    purge_all: Annotated[
+        bool, typer.Option("--purge", help="Delete every one for good (asks first).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Purge without asking.")] = False,
+    profile: ProfileOption = None,
+) -> None:
+    """List the messages RabbitMQ dead-lettered (they stay there), replay or purge them.
+
+    A replay publishes a message to the queue it died in, as it was sent, and removes it
+    from dead_letter once RabbitMQ confirmed the publish.
+    """
+    actions = sum([bool(replay_ids), replay_all, purge_all])
+    if actions > 1:
+        raise fail("give one of --replay, --replay-all or --purge")
+    if as_json and actions:
+        raise fail("--json goes with the list only, not with --replay, --replay-all or --purge")
+    if yes and not purge_all:
+        raise fail("--yes goes with --purge only")
+    celery = app_for(profile)
+    if purge_all:
+        count = len(ask_broker(celery, list_dead_letters))
+        if not yes:
+            typer.confirm(f"Delete the {count} messages in dead_letter for good?", abort=True)
+        typer.echo(f"purged {ask_broker(celery, purge)} messages from dead_letter")
+        return
+    if replay_ids or replay_all:
+        replay_dead_letters(celery, set(replay_ids or ()))
+        return
+    letters = ask_broker(celery, list_dead_letters)
+    if as_json:
+        typer.echo(json.dumps([asdict(letter) for letter in letters], default=str))
+        return
+    for letter in letters:
+        typer.echo(describe_dead_letter(letter))
+    typer.echo(f"{len(letters)} messages in dead_letter", err=True)
+
+
+def replay_dead_letters(celery: ProjectCelery, task_ids: set[str]) -> None:
+    """Replay the dead letters of ``task_ids`` (every one when empty), saying which."""
+    if task_ids:
+        present = {letter.task_id for letter in ask_broker(celery, list_dead_letters)}
+        missing = sorted(task_ids - present)
+        if missing:
+            raise fail(
+                f"not in dead_letter: {', '.join(missing)} (nothing was replayed); "
+                "`dead-letters` lists the task ids there"
+            )
+
+    def wanted(letter: DeadLetter) -> bool:
+        return not task_ids or letter.task_id in task_ids
+
+    try:
+        replayed = ask_broker(
+            celery, lambda connection: replay(connection, celery.settings, wanted)
+        )
+    except ReplayError as error:
+        raise fail(str(error)) from None
+    for letter in replayed:
+        typer.echo(f"replayed {letter.task_id} ({letter.task}) to {letter.queue}")
+    typer.echo(f"{len(replayed)} messages replayed", err=True)
+
+
+def describe_dead_letter(letter: DeadLetter) -> str:
+    """One line: task id, task, where and why it died, when first."""
+    first = letter.first_death.isoformat() if letter.first_death else "?"
+    return (
+        f"{letter.task_id}  {letter.task}  {letter.reason} in {letter.queue} "
+        f"(first at {first}, {letter.deaths}x)"
+    )
+{%- else %}
+
+
+@app.command("dead-letters")
+def dead_letters(profile: ProfileOption = None) -> None:
+    """RabbitMQ only: Redis has no dead-letter queue (see README, Queue depth and dead letters)."""
+    settings_for(profile)
+    raise fail(
+        "Redis has no dead-letter queue: a task that failed for good is kept as a FAILURE "
+        "result in the result backend (`status TASK_ID`) for results.expires seconds"
+    )
+{%- endif %}
 
 
 @app.command()

@@ -8,6 +8,11 @@ the ``check`` command (the container healthcheck)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from kombu import Connection
+
 from .celery_app import ProjectCelery
 from .resources import results_redis
 
@@ -19,17 +24,28 @@ def dependency_checks(app: ProjectCelery, timeout: float) -> dict[str, str]:
 
 def broker_status(app: ProjectCelery, timeout: float) -> str:
     """``ok``, or ``down: <error type>`` when the broker does not answer in time."""
-    # Redis reads its connect timeout from the transport options, AMQP from connect_timeout.
-    socket_timeout = {"socket_connect_timeout": timeout} if app.settings.broker.is_redis else {}
     try:
-        with app.connection_for_read(
-            connect_timeout=timeout, transport_options=socket_timeout
-        ) as connection:
-            # One attempt: kombu sleeps 2 s before a retry, and the prober asks again anyway.
-            connection.ensure_connection(max_retries=0)
+        with broker_connection(app, timeout):
+            pass
     except Exception as error:  # any failure means down; its type says why
         return f"down: {type(error).__name__}"
     return "ok"
+
+
+@contextmanager
+def broker_connection(app: ProjectCelery, timeout: float) -> Iterator[Connection]:
+    """An open broker connection, or the broker's error within about ``timeout`` seconds."""
+    # Redis reads its timeouts from the transport options, AMQP from connect_timeout
+    # (the socket timeout bounds each Redis answer too, not only connecting).
+    options = (
+        {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+        if app.settings.broker.is_redis
+        else {}
+    )
+    with app.connection_for_read(connect_timeout=timeout, transport_options=options) as connection:
+        # One attempt: kombu sleeps 2 s before a retry, and callers ask again anyway.
+        connection.ensure_connection(max_retries=0)
+        yield connection
 
 
 def results_status(app: ProjectCelery, timeout: float) -> str:

@@ -364,6 +364,14 @@ class AutoscaleSettings(Section):
         return self
 
 
+class ExporterSettings(Section):
+    """The Prometheus queue exporter (``exporter``): one per deployment."""
+
+    # 127.0.0.1: only this machine can scrape it (production listens on 0.0.0.0).
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 9540
+
+
 class Settings(BaseSettings):
     """The whole configuration of the project, validated once at start-up."""
 
@@ -392,6 +400,7 @@ class Settings(BaseSettings):
     autoscale: AutoscaleSettings = AutoscaleSettings()
     heartbeat: HeartbeatSettings = HeartbeatSettings()
     beat: BeatSettings = BeatSettings()
+    exporter: ExporterSettings = ExporterSettings()
 
     @classmethod
     def settings_customise_sources(

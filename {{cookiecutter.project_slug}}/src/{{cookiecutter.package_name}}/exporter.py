@@ -1,0 +1,83 @@
+"""The queue exporter: each queue's depth on the broker, for Prometheus.
+
+One per deployment (``{{ cookiecutter.project_slug }} exporter``): it asks the broker at
+every scrape, so the numbers are as fresh as the scrape and nothing polls between
+scrapes. A scrape the broker does not answer fails (HTTP 500) rather than report stale
+numbers: Prometheus then records ``up == 0`` for the exporter.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .celery_app import ProjectCelery, monitored_queues
+from .health import broker_connection
+from .queue_depth import QueueSnapshot, queue_snapshots
+
+logger = logging.getLogger(__name__)
+
+
+def read_snapshots(app: ProjectCelery) -> list[QueueSnapshot]:
+    """Every declared queue as the broker sees it now (see ``queue_depth``).
+
+    Raises the broker's error when it does not answer within
+    ``broker.connection_timeout`` seconds.
+    """
+    settings = app.settings
+    with broker_connection(app, settings.broker.connection_timeout) as connection:
+        return queue_snapshots(connection, monitored_queues(settings))
+
+
+class QueueCollector(Collector):
+    """Queue gauges read from the broker when Prometheus scrapes (the names are the
+    contract the alert rules and dashboards use)."""
+
+    def __init__(self, app: ProjectCelery) -> None:
+        self.app = app
+
+    def collect(self) -> Iterable[Metric]:
+        """``celery_queue_depth`` always; ``_unacked`` on Redis, ``_consumers`` on RabbitMQ."""
+        try:
+            snapshots = read_snapshots(self.app)
+        except Exception as error:
+            logger.error("queue metrics: the broker did not answer: %s", error)
+            raise
+        depth = GaugeMetricFamily(
+            "celery_queue_depth",
+            "Messages waiting in the queue for a worker (Redis: every priority summed).",
+            labels=["queue"],
+        )
+        unacked = GaugeMetricFamily(
+            "celery_queue_unacked",
+            "Messages of the queue taken by a worker and not acknowledged yet (Redis).",
+            labels=["queue"],
+        )
+        consumers = GaugeMetricFamily(
+            "celery_queue_consumers",
+            "Consumers attached to the queue (RabbitMQ).",
+            labels=["queue"],
+        )
+        for snapshot in snapshots:
+            depth.add_metric([snapshot.queue], snapshot.ready)
+            if snapshot.unacked is not None:
+                unacked.add_metric([snapshot.queue], snapshot.unacked)
+            if snapshot.consumers is not None:
+                consumers.add_metric([snapshot.queue], snapshot.consumers)
+        yield depth
+        # A family without samples is left out: the other broker has no such number.
+        yield from (family for family in (unacked, consumers) if family.samples)
+
+
+def start(app: ProjectCelery, host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
+    """Serve ``/metrics`` on ``host:port`` from a daemon thread (port 0: any free one)."""
+    # A registry of its own: the queue gauges only, none of the process defaults.
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(app))
+    return start_http_server(port, addr=host, registry=registry)
