@@ -30,6 +30,11 @@ from {{ cookiecutter.package_name }}.celery_app import (
     DEFAULT_QUEUE,
     ProjectCelery,
 )
+{%- if cookiecutter.include_api %}
+from {{ cookiecutter.package_name }}.config.settings import (
+    environment_variable,
+)
+{%- endif %}
 from {{ cookiecutter.package_name }}.tasks.data import (
     ProcessDataInput,
     process_data,
@@ -207,7 +212,7 @@ def exporter(
 def api(
     broker_app: ProjectCelery, targets: Targets, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """The API (``api``) on its port; its base URL."""
+    """The API (``api``) on its port, serving /metrics; its base URL."""
     folder = tmp_path_factory.mktemp("api")
     command = [
         sys.executable,
@@ -219,7 +224,8 @@ def api(
         f"--port={targets.api}",
     ]
     log = folder / "api.log"
-    with process_group(command, folder, child_environment(), log) as process:
+    environment = child_environment({environment_variable("metrics.enabled"): "true"})
+    with process_group(command, folder, environment, log) as process:
         wait_for_port(targets.api, lambda: process.poll() is None, log)
         yield f"http://127.0.0.1:{targets.api}"
 {%- endif %}
