@@ -17,7 +17,7 @@ from celery.worker.consumer import Consumer
 from kombu import Exchange, Queue
 from pydantic import SecretStr
 
-from . import embedded_broker, observability, periodic, scheduling, worker_loss
+from . import embedded_broker, metrics, observability, periodic, scheduling, worker_loss
 from .autoscale import AUTOSCALER
 from .config import ConfigError, Settings, setting_problem
 from .config.settings import TaskSettings
@@ -80,6 +80,9 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     if settings.broker.is_redis:
         app.steps["consumer"].add(RequeueAfterReconnect)
     app.steps["consumer"].add(Heartbeat)  # for `probe --liveness|--readiness`
+    if settings.metrics.enabled:
+        app.steps["worker"].add(metrics.MetricsServer)  # /metrics on the worker's port
+    metrics.connect_signals()  # records only in a worker that serves metrics
     observability.connect_signals()
     observability.hide_task_data(not settings.log.task_data)
     worker_loss.connect_signals()
