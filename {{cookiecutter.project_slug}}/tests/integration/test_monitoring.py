@@ -342,11 +342,18 @@ def test_every_dashboard_query_returns_data(
             with urllib.request.urlopen(api + "/healthz", timeout=10) as answer:  # noqa: S310
                 assert answer.status == 200
 {%- endif %}
-        # Two scrapes after the traffic, so every rate() has two samples to compare.
-        time.sleep(3)
-        empty = [
-            f"{title}: {expression}"
-            for title, expression in panel_queries()
-            if not prometheus.query(expression)
-        ]
-        assert empty == []
+        # A rate() needs two scrapes after the traffic: a few seconds.
+        eventually(
+            lambda: not empty_panels(prometheus),
+            timeout=20,
+            message=f"panels without data: {empty_panels(prometheus)}",
+        )
+
+
+def empty_panels(prometheus: Prometheus) -> list[str]:
+    """The dashboard's queries that return nothing now, with their panel's title."""
+    return [
+        f"{title}: {expression}"
+        for title, expression in panel_queries()
+        if not prometheus.query(expression)
+    ]
