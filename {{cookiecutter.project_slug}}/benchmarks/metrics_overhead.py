@@ -25,10 +25,15 @@ import sys
 import tempfile
 import time
 from datetime import datetime
+from pathlib import Path
 
 import psutil
+from celery import states
 from celery.backends.base import BaseKeyValueStoreBackend
 
+from {{ cookiecutter.package_name }} import (
+    metrics,
+)
 from {{ cookiecutter.package_name }}.celery_app import (
     DEFAULT_QUEUE,
     ProjectCelery,
@@ -75,12 +80,12 @@ def wait_until_ready(app: ProjectCelery, node: str, worker: subprocess.Popen[byt
     raise SystemExit("the worker did not start within 60 s")
 
 
-def run_round(app: ProjectCelery, tasks: int, metrics: bool, data_dir: str) -> tuple[float, float]:
+def run_round(app: ProjectCelery, tasks: int, enabled: bool, data_dir: str) -> tuple[float, float]:
     """Tasks per second, and CPU milliseconds per task, of one worker over ``tasks`` tasks."""
     app.control.purge()
     node = f"bench-{os.getpid()}@{socket.gethostname()}"
     settings = {
-        "metrics.enabled": str(metrics).lower(),
+        "metrics.enabled": str(enabled).lower(),
         "metrics.port": str(free_port()),
         "data_dir": data_dir,
         # No recycling mid-round: a pool process that exits takes its CPU time with it.
@@ -131,6 +136,28 @@ def run_round(app: ProjectCelery, tasks: int, metrics: bool, data_dir: str) -> t
     return (len(done) - 1) / (max(done) - min(done)), used / tasks * 1000
 
 
+def handler_cost(runs: int = 20_000) -> float:
+    """CPU microseconds the metrics' signal handlers add to one successful task, in-process.
+
+    Run last: it points this process's prometheus-client at a folder of its own.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        metrics.use_multiprocess_dir(Path(folder) / "metrics")
+        metrics._active = metrics.WorkerMetrics.create("bench@host", (DEFAULT_QUEUE,), None)
+        task = process_data.app.tasks[process_data.name]
+        task.push_request(delivery_info={"routing_key": DEFAULT_QUEUE}, published_at=time.time())
+        try:
+            start = time.process_time()
+            for _ in range(runs):
+                metrics._on_prerun(task)
+                metrics._on_success(task)
+                metrics._on_postrun(task, state=states.SUCCESS)
+            return (time.process_time() - start) / runs * 1e6
+        finally:
+            task.pop_request()
+            metrics._active = None
+
+
 def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -150,11 +177,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         try:
             for _ in range(args.rounds):
-                for metrics in (False, True):
-                    rate, cpu_ms = run_round(app, args.tasks, metrics, data_dir)
-                    rates[metrics].append(rate)
-                    cpu[metrics].append(cpu_ms)
-                    state = "on " if metrics else "off"
+                for enabled in (False, True):
+                    rate, cpu_ms = run_round(app, args.tasks, enabled, data_dir)
+                    rates[enabled].append(rate)
+                    cpu[enabled].append(cpu_ms)
+                    state = "on " if enabled else "off"
                     print(f"metrics {state}  {rate:7.1f} tasks/s  {cpu_ms:6.2f} ms CPU per task")
         finally:
             app.control.purge()
@@ -162,6 +189,9 @@ def main() -> None:
     print(f"best throughput: off {off:.1f}, on {on:.1f} tasks/s; cost {(1 - on / off) * 100:.1f} %")
     off, on = min(cpu[False]), min(cpu[True])
     print(f"least CPU per task: off {off:.2f}, on {on:.2f} ms; cost {(on / off - 1) * 100:.1f} %")
+    handlers = handler_cost()
+    share = handlers / 1000 / off * 100
+    print(f"the signal handlers: {handlers:.0f} us CPU per task, {share:.1f} % of a task's CPU")
 
 
 if __name__ == "__main__":
