@@ -20,14 +20,26 @@ from pydantic import ValidationError
 from . import contract_docs, exporter, heartbeat, periodic
 from . import contracts as task_contracts
 from .autoscale import autoscale_argv
-from .celery_app import ProjectCelery, create_app, monitored_queues
+from .celery_app import (
+{%- if cookiecutter.broker == "rabbitmq" %}
+    DEAD_LETTER_QUEUE,
+{%- endif %}
+    ProjectCelery,
+    create_app,
+    monitored_queues,
+)
 from .config import ConfigError, Settings, explain, load_settings, setting_problem
 {%- if cookiecutter.broker == "rabbitmq" %}
 from .dead_letters import DeadLetter, ReplayError, list_dead_letters, purge, replay
 {%- endif %}
 from .health import broker_connection, dependency_checks
 from .observability import configure_logging
-from .queue_depth import queue_snapshots
+from .queue_depth import (
+{%- if cookiecutter.broker == "rabbitmq" %}
+    queue_depth,
+{%- endif %}
+    queue_snapshots,
+)
 from .queues import queue_settings, worker_argv
 from .tasks import PENDING_NOTE
 from .tasks.typed import TypedTask, describe_errors, typed_tasks
@@ -434,7 +446,7 @@ def dead_letters(
         raise fail("--yes goes with --purge only")
     celery = app_for(profile)
     if purge_all:
-        count = len(ask_broker(celery, list_dead_letters))
+        count = ask_broker(celery, lambda connection: queue_depth(connection, DEAD_LETTER_QUEUE))
         if not yes:
             typer.confirm(f"Delete the {count} messages in dead_letter for good?", abort=True)
         typer.echo(f"purged {ask_broker(celery, purge)} messages from dead_letter")
@@ -444,7 +456,10 @@ def dead_letters(
         return
     letters = ask_broker(celery, list_dead_letters)
     if as_json:
-        typer.echo(json.dumps([asdict(letter) for letter in letters], default=str))
+        rows = [asdict(letter) for letter in letters]
+        for row, letter in zip(rows, letters, strict=True):
+            row["first_death"] = letter.first_death.isoformat() if letter.first_death else None
+        typer.echo(json.dumps(rows))
         return
     for letter in letters:
         typer.echo(describe_dead_letter(letter))

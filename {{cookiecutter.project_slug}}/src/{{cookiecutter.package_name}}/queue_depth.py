@@ -59,7 +59,11 @@ class QueueSnapshot:
 
 
 def queue_snapshots(connection: Connection, queues: Sequence[Queue]) -> list[QueueSnapshot]:
-    """A snapshot of each of ``queues``, in their order."""
+    """A snapshot of each of ``queues``, in their order.
+
+    Each count is its own question to the broker: a message a worker takes between two
+    of them may, for that instant, be counted twice or in neither.
+    """
     driver = connection.transport.driver_type
     unacked = redis_unacked(connection, queues) if driver == "redis" else None
     snapshots = []
@@ -81,12 +85,14 @@ def redis_unacked(connection: Connection, queues: Sequence[Queue]) -> Counter[st
     """Unacknowledged messages per queue, on kombu's Redis transport.
 
     kombu keeps each message a worker took in one hash (the channel's ``unacked_key``),
-    as ``[message, exchange, routing_key]``: the message goes back to the queue that
-    exchange and routing key name when its worker dies (after the visibility timeout).
-    Messages whose route is none of ``queues`` are not counted.
+    as ``[message, exchange, routing_key]``: when its worker dies, the message goes back
+    (after the visibility timeout) to the queues kombu's ``_lookup`` finds for that
+    exchange and routing key, so they are the ones counted here. Celery publishes to
+    the default exchange (``""``), routing by queue name. Only ``queues`` are counted.
     """
-    route = {(queue.exchange.name, queue.routing_key): queue.name for queue in queues}
+    names = {queue.name for queue in queues}
     channel: Any = connection.default_channel
+    routes: dict[tuple[str, str], list[str]] = {}
     counts: Counter[str] = Counter()
     # kombu's client adds a global_keyprefix to the commands kombu itself sends, which
     # do not include HSCAN. HSCAN, not HGETALL: the hash may be large, and Redis serves
@@ -94,9 +100,10 @@ def redis_unacked(connection: Connection, queues: Sequence[Queue]) -> Counter[st
     key = f"{channel.global_keyprefix}{channel.unacked_key}"
     for _tag, held in channel.client.hscan_iter(key):
         _message, exchange, routing_key = loads(bytes_to_str(held))
-        name = route.get((exchange, routing_key))
-        if name is not None:
-            counts[name] += 1
+        if (exchange, routing_key) not in routes:
+            # kombu's own routing (private, but the rule its restore follows).
+            routes[exchange, routing_key] = channel._lookup(exchange, routing_key)
+        counts.update(name for name in routes[exchange, routing_key] if name in names)
     return counts
 
 

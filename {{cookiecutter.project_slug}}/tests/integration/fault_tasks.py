@@ -92,6 +92,20 @@ def work_then_apply(work: Work) -> Outcome:
 
 
 @typed_task()
+def hold_until_released(work: Work) -> Outcome:
+    """Keep this pool process busy, and the message unacknowledged, until the ledger
+    holds ``work.key`` (the test's release) or ``work.seconds`` passed; ``applied``
+    says whether it was released."""
+    ledger = current_resources().ledger
+    deadline = time.monotonic() + work.seconds
+    while time.monotonic() < deadline:
+        if any(entry.get("key") == work.key for entry in ledger.entries()):
+            return Outcome(applied=True, pid=os.getpid())
+        time.sleep(0.05)
+    return Outcome(applied=False, pid=os.getpid())
+
+
+@typed_task()
 def kill_own_process(work: Work) -> Outcome:
     """Record this attempt, then SIGKILL the process: a segfault or OOM kill on every run."""
     # A fresh ledger key per attempt, all recorded under ``work.key``: ``recorded`` counts them.
