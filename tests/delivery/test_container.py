@@ -464,7 +464,27 @@ def test_compose_file_is_valid_and_guards_its_secrets(
     if rendered.combination.broker == "rabbitmq":
         assert services["rabbitmq"]["ports"] == ["127.0.0.1:15672:15672/tcp"]
         assert services["rabbitmq"]["volumes"] == ["rabbitmq-data:/var/lib/rabbitmq:rw"]
-    for variable in ("FLOWER_BASIC_AUTH", "REDIS_PASSWORD"):
+    # Monitoring: loopback ports, the shipped files mounted read-only, data on volumes.
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090/tcp"]
+    assert grafana["ports"] == ["127.0.0.1:3000:3000/tcp"]
+    mounts = {
+        volume.split(":")[1]: volume.split(":")[0]
+        for volume in prometheus["volumes"] + grafana["volumes"]
+    }
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    for target, source in [
+        ("/etc/prometheus", "deploy/prometheus"),
+        ("/etc/grafana/provisioning", "deploy/grafana/provisioning"),
+        ("/var/lib/grafana/dashboards", "deploy/grafana/dashboards"),
+    ]:
+        assert mounts[target] == str(rendered.path / source), target
+        assert f"{mounts[target]}:{target}:ro" in prometheus["volumes"] + grafana["volumes"]
+    assert mounts["/prometheus"] == "prometheus-data"
+    assert mounts["/var/lib/grafana"] == "grafana-data"
+    # The placeholder of .env.example, passed through from GRAFANA_ADMIN_PASSWORD.
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "change-me"  # noqa: S105
+    for variable in ("FLOWER_BASIC_AUTH", "REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
         without = [line for line in example.splitlines() if not line.startswith(variable + "=")]
         (tmp_path / "partial.env").write_text("\n".join(without))
         refused = subprocess.run(

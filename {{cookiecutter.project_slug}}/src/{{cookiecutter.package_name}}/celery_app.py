@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from . import (
     embedded_broker,
     error_reporting,
+    metrics,
     observability,
     periodic,
     scheduling,
@@ -88,6 +89,9 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     if settings.broker.is_redis:
         app.steps["consumer"].add(RequeueAfterReconnect)
     app.steps["consumer"].add(Heartbeat)  # for `probe --liveness|--readiness`
+    if settings.metrics.enabled:
+        app.steps["worker"].add(metrics.MetricsServer)  # /metrics on the worker's port
+    metrics.connect_signals()  # records only in a worker that serves metrics
     observability.connect_signals()
     observability.hide_task_data(not settings.log.task_data)
     worker_loss.connect_signals()

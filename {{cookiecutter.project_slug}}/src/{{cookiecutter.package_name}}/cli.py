@@ -142,7 +142,15 @@ def worker(
     if reload:
         run_reloading(profile, [*argv, *context.args])
         return
-    celery.worker_main([*argv, *context.args])
+    run_worker(celery, [*argv, *context.args])
+
+
+def run_worker(celery: ProjectCelery, argv: list[str]) -> None:
+    """Run ``celery worker``; a problem its start-up finds (a metrics port in use) is one line."""
+    try:
+        celery.worker_main(argv)
+    except ConfigError as error:
+        raise config_failure(error) from None
 
 
 def queue_options(
@@ -184,7 +192,7 @@ def run_reloading(profile: str | None, argv: list[str]) -> None:
 
 def start_worker(profile: str | None, argv: list[str]) -> None:
     """The reloaded child: load the settings and run the worker in this process."""
-    app_for(profile).worker_main(argv)
+    run_worker(app_for(profile), argv)
 
 
 @app.command()

@@ -14,6 +14,8 @@ import uvicorn
 from celery.app.task import Context
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client import values as prometheus_values
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from typer.testing import CliRunner
 from uvicorn.importer import import_from_string as import_string
@@ -38,7 +40,11 @@ from {{ cookiecutter.package_name }}.config import (
 from {{ cookiecutter.package_name }}.config.settings import (
     ENV_PREFIX,
     BrokerSettings,
+    MetricsSettings,
     ResultSettings,
+)
+from {{ cookiecutter.package_name }}.metrics import (
+    MULTIPROCESS_VARIABLE,
 )
 from {{ cookiecutter.package_name }}.tasks.data import (
     process_data,
@@ -401,3 +407,62 @@ def test_the_openapi_schema_shows_each_documented_example(
     for task in typed_tasks(local_app).values():
         model = task.input_model
         assert schemas[model.__name__]["examples"] == model.model_json_schema()["examples"]
+
+
+def metrics_client(app: ProjectCelery, **api_changes: object) -> TestClient:
+    """A test client for the API with metrics on."""
+    settings = app.settings.model_copy(
+        update={
+            "metrics": MetricsSettings(enabled=True),
+            "api": app.settings.api.model_copy(update=api_changes),
+        }
+    )
+    return TestClient(create_api(settings, app))
+
+
+def test_metrics_count_requests_by_route_template_and_status_class(
+    local_app: ProjectCelery,
+) -> None:
+    client = metrics_client(local_app, api_key=SecretStr("s3cret"))
+    key = {"X-API-Key": "s3cret"}
+    for task_id in ("6f1c2a9e-0000-4000-8000-00000000000a", "6f1c2a9e-0000-4000-8000-00000000000b"):
+        assert client.get(f"/tasks/{task_id}", headers=key).status_code == 200
+    bad = {"value": "x", "label": "a"}
+    assert client.post("/tasks/process_data", json=bad, headers=key).status_code == 422
+    response = client.get("/metrics")  # a scraper sends no API key
+    assert response.status_code == 200
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+    status = {"handler": "/tasks/{task_id}", "method": "GET"}
+    assert samples[("http_requests_total", frozenset({**status, "status": "2xx"}.items()))] == 2
+    assert samples[("http_request_duration_seconds_count", frozenset(status.items()))] == 2
+    submit = {"handler": "/tasks/process_data", "method": "POST", "status": "4xx"}
+    assert samples[("http_requests_total", frozenset(submit.items()))] == 1
+    assert not any("6f1c2a9e" in dict(labels).get("handler", "") for _, labels in samples)
+
+
+def test_no_metrics_route_while_metrics_are_off(client: TestClient) -> None:
+    assert client.get("/metrics").status_code == 404
+
+
+def test_several_api_workers_share_their_counts_through_a_folder(
+    local_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MULTIPROCESS_VARIABLE, "")
+    monkeypatch.setattr(prometheus_values, "ValueClass", prometheus_values.ValueClass)
+    monkeypatch.setattr(uvicorn, "run", lambda target, **options: None)
+    settings = local_settings.model_copy(
+        update={
+            "metrics": MetricsSettings(enabled=True),
+            "api": local_settings.api.model_copy(update={"workers": 2}),
+        }
+    )
+    stale = settings.data_dir / "metrics" / "api-8123" / "counter_1.db"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"")
+    serve(settings, host="127.0.0.1", port=8123)
+    assert os.environ[MULTIPROCESS_VARIABLE] == str(stale.parent)
+    assert list(stale.parent.iterdir()) == []  # emptied: counts start at zero

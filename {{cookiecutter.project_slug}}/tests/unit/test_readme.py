@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from {{ cookiecutter.package_name }}.config import (
@@ -12,6 +13,8 @@ from {{ cookiecutter.package_name }}.config.loader import DEPLOY_ONLY
 from {{ cookiecutter.package_name }}.config.settings import (
     environment_variable,
 )
+
+from ..monitoring import alert_rules
 
 PROJECT = Path(__file__).resolve().parents[2]
 README = PROJECT / "README.md"
@@ -46,3 +49,24 @@ def test_env_example_lists_every_variable() -> None:
         if environment_variable(key) not in text and not DEPLOY_ONLY.match(key)
     ]
     assert missing == []
+
+
+def anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_alert_has_a_runbook_entry_its_link_reaches() -> None:
+    text = README.read_text()
+    anchors = {anchor(heading) for heading in re.findall(r"^#+ (.+)$", text, re.M)}
+    runbook = re.search(r"^### Alerts and runbook$(?P<body>.*?)(?=^##? |\Z)", text, re.M | re.S)
+    assert runbook is not None, "no '### Alerts and runbook' section"
+    entries = dict(re.findall(r"^#### (\w+)\n\n(.+?)(?=^#|\Z)", runbook["body"], re.M | re.S))
+    names = [rule["alert"] for rule in alert_rules()]
+    assert sorted(entries) == sorted(names), "one runbook entry per alert, no more"
+    for rule in alert_rules():
+        page, _, fragment = rule["annotations"]["runbook_url"].partition("#")
+        assert page == README.name
+        assert fragment in anchors, rule["alert"]
+        assert f"[`{rule['alert']}`](#{fragment})" in runbook["body"], "listed in the table"
+        assert len(entries[rule["alert"]].split()) >= 30, f"{rule['alert']}: say what to do"

@@ -9,10 +9,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
 
 from .. import __version__, tracing
 from ..celery_app import ProjectCelery, create_app
 from ..config import PROFILE_VARIABLE, Settings, load_settings
+from ..metrics import METRICS_DIR, use_multiprocess_dir
 from ..tasks.typed import typed_tasks
 from .limits import BodySizeLimit
 from .routes import health
@@ -37,7 +40,20 @@ def create_api(settings: Settings, celery: ProjectCelery | None = None) -> FastA
     api.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     api.exception_handler(RequestValidationError)(validation_error_response)
     tracing.instrument_api(api, settings.tracing)  # off by default
+    if settings.metrics.enabled:
+        expose_metrics(api)
     return api
+
+
+def expose_metrics(api: FastAPI) -> None:
+    """``GET /metrics``: requests by route template, method and status class, and latencies.
+
+    Not behind the API key: a Prometheus scraper sends no X-API-Key (README, Metrics).
+    A registry per app, as tests build several apps in one process; several uvicorn
+    workers add up their counts through a shared folder (``serve``).
+    """
+    instrumentator = Instrumentator(registry=CollectorRegistry(), excluded_handlers=["/metrics"])
+    instrumentator.instrument(api).expose(api, include_in_schema=False)
 
 
 async def validation_error_response(
@@ -64,6 +80,12 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """Run the API under uvicorn until interrupted."""
     # Each uvicorn worker builds the app itself, from the profile in the environment.
     os.environ[PROFILE_VARIABLE] = settings.profile.value
+    if settings.metrics.enabled and settings.api.workers > 1:
+        # Each worker process counts its own requests and /metrics reaches one of them: they
+        # write their counts to files in this folder (emptied now), which the one asked adds
+        # up. Workers start as new interpreters, after this is set. Only counters and
+        # histograms: nothing to mark dead when uvicorn replaces a worker.
+        use_multiprocess_dir(settings.data_dir / METRICS_DIR / f"api-{port}")
     uvicorn.run(
         f"{__name__}:api_from_environment",
         factory=True,

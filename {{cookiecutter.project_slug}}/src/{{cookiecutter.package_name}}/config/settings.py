@@ -261,6 +261,19 @@ class HeartbeatSettings(Section):
         return self
 
 
+class MetricsSettings(Section):
+    """Prometheus metrics: each worker's ``/metrics`` port{% if cookiecutter.include_api %}, and ``/metrics`` on the API{% endif %}."""
+
+    # Off by default, so a development machine opens no port; on in production.
+    enabled: bool = False
+    # Interface a worker's metrics server listens on ("0.0.0.0" in a container).
+    host: str = "127.0.0.1"
+    # The default queue's worker (and a worker of several queues) serves here; the worker
+    # of one other queue on this port plus the queue's place in QUEUES (cpu: port + 1), so
+    # the workers of one host never clash. At most 65534, to leave cpu its port.
+    port: Annotated[int, Field(ge=1, le=65534)] = 9808
+
+
 def _log_level(value: object) -> object:
     """Any case of a level name; anything else is refused naming the choices."""
     if isinstance(value, str) and value.upper() in LOG_LEVELS:
@@ -456,6 +469,7 @@ class Settings(BaseSettings):
 {%- endif %}
     autoscale: AutoscaleSettings = AutoscaleSettings()
     heartbeat: HeartbeatSettings = HeartbeatSettings()
+    metrics: MetricsSettings = MetricsSettings()
     beat: BeatSettings = BeatSettings()
     tracing: TracingSettings = TracingSettings()
     sentry: SentrySettings = SentrySettings()
