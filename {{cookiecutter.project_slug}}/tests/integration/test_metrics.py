@@ -64,11 +64,22 @@ class MetricsWorker:
         return self.scrape().get((name, frozenset(labels.items())), 0.0)
 
 
+def forget_unacked(app: ProjectCelery) -> None:
+    """Redis: drop what workers of earlier tests left unacknowledged (kombu's unacked
+    hash): kombu would put it back into these queues mid-test, and its runs would count."""
+    if not app.settings.broker.is_redis:
+        return
+    with app.connection_for_write() as connection:
+        channel: Any = connection.default_channel
+        channel.client.delete(channel.unacked_key, channel.unacked_index_key)
+
+
 @pytest.fixture(scope="module")
 def metrics_worker(
     broker_app: ProjectCelery, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[MetricsWorker]:
     """A prefork worker of every queue, metrics on, both recycling guards tight."""
+    forget_unacked(broker_app)
     delete_queues(broker_app)
     broker_app.set_current()
     port = free_port()
@@ -119,7 +130,11 @@ def test_counts_by_state_add_up_over_every_pool_process(
         return metrics_worker.value(recycles, worker=node, queue="default", reason=reason)
 
     # A pool process counts its recycle as it exits, just after its task's result.
-    eventually(lambda: recycled("max_tasks") + recycled("max_memory") == runs, 15, "recycles")
+    eventually(
+        lambda: recycled("max_tasks") + recycled("max_memory") >= runs,
+        15,
+        f"fewer than {runs} recycles: {metrics_worker.scrape()}",
+    )
     assert recycled("max_memory") == 1
     assert recycled("max_tasks") == runs - 1
 
