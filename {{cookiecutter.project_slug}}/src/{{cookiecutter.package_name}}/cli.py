@@ -6,7 +6,8 @@ import difflib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -340,9 +341,10 @@ def probe(
         raise typer.Exit(1)
 
 
-def ask_broker[T](celery: ProjectCelery, question: Callable[[Connection], T]) -> T:
-    """``question``'s answer over a broker connection, or exit naming the broker and the
-    setting to fix when it does not answer within ``broker.connection_timeout``."""
+@contextmanager
+def connected(celery: ProjectCelery) -> Iterator[Connection]:
+    """A broker connection for the block; exit naming the broker and the setting to fix
+    when it does not answer within ``broker.connection_timeout``."""
     settings = celery.settings
     timeout = settings.broker.connection_timeout
     with celery.connection_for_read() as unopened:  # its URL, password masked
@@ -356,7 +358,7 @@ def ask_broker[T](celery: ProjectCelery, question: Callable[[Connection], T]) ->
         )
     try:
         with broker_connection(celery, timeout) as connection:
-            return question(connection)
+            yield connection
     except errors as error:
         message = (
             f"the broker at {url} did not answer within {timeout:g}s "
@@ -374,7 +376,8 @@ def queues(
     taken and not yet acknowledged (unacked, Redis) and consumers (RabbitMQ)."""
     celery = app_for(profile)
     watched = monitored_queues(celery.settings)
-    snapshots = ask_broker(celery, lambda connection: queue_snapshots(connection, watched))
+    with connected(celery) as connection:
+        snapshots = queue_snapshots(connection, watched)
     if as_json:
         typer.echo(json.dumps([asdict(snapshot) for snapshot in snapshots]))
         return
@@ -449,15 +452,18 @@ def dead_letters(
         raise fail("--yes goes with --purge only")
     celery = app_for(profile)
     if purge_all:
-        count = ask_broker(celery, lambda connection: queue_depth(connection, DEAD_LETTER_QUEUE))
+        with connected(celery) as connection:
+            count = queue_depth(connection, DEAD_LETTER_QUEUE)
         if not yes:
             typer.confirm(f"Delete the {count} messages in dead_letter for good?", abort=True)
-        typer.echo(f"purged {ask_broker(celery, purge)} messages from dead_letter")
+        with connected(celery) as connection:
+            typer.echo(f"purged {purge(connection)} messages from dead_letter")
         return
     if replay_ids or replay_all:
         replay_dead_letters(celery, set(replay_ids or ()))
         return
-    letters = ask_broker(celery, list_dead_letters)
+    with connected(celery) as connection:
+        letters = list_dead_letters(connection)
     if as_json:
         rows = [asdict(letter) for letter in letters]
         for row, letter in zip(rows, letters, strict=True):
@@ -472,7 +478,8 @@ def dead_letters(
 def replay_dead_letters(celery: ProjectCelery, task_ids: set[str]) -> None:
     """Replay the dead letters of ``task_ids`` (every one when empty), saying which."""
     if task_ids:
-        present = {letter.task_id for letter in ask_broker(celery, list_dead_letters)}
+        with connected(celery) as connection:
+            present = {letter.task_id for letter in list_dead_letters(connection)}
         missing = sorted(task_ids - present)
         if missing:
             raise fail(
@@ -484,9 +491,8 @@ def replay_dead_letters(celery: ProjectCelery, task_ids: set[str]) -> None:
         return not task_ids or letter.task_id in task_ids
 
     try:
-        replayed = ask_broker(
-            celery, lambda connection: replay(connection, celery.settings, wanted)
-        )
+        with connected(celery) as connection:
+            replayed = replay(connection, celery.settings, wanted)
     except ReplayError as error:
         raise fail(str(error)) from None
     for letter in replayed:
