@@ -245,13 +245,15 @@ def test_secrets_come_from_the_documented_secret_only(rendered: Project, kubectl
 
 def keda_settings(project: Project, queue: str) -> dict[str, int]:
     """worker.<queue>.keda (worker.keda for default) as ``kubernetes`` reads them: the
-    defaults (.env.example), then config/production.toml."""
-    section = "WORKER__KEDA__" if queue == "default" else f"WORKER__{queue.upper()}__KEDA__"
-    values = {
-        key.removeprefix(section).lower(): int(value)
-        for key, value in defaults(project).items()
-        if key.startswith(section)
-    }
+    defaults (the README's settings table: the environment may not set these, so
+    .env.example does not list them), then config/production.toml."""
+    section = "worker.keda." if queue == "default" else f"worker.{queue}.keda."
+    rows = re.findall(
+        rf"^\| `{re.escape(section)}(\w+)` \| [^|]+ \| `(\d+)` \|",
+        (project.path / "README.md").read_text(),
+        re.MULTILINE,
+    )
+    values = {key: int(value) for key, value in rows}
     production = tomllib.loads(
         (project.path / "src" / project.package / "config/production.toml").read_text()
     )
