@@ -25,7 +25,7 @@ import time
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -216,6 +216,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def free_port_run(length: int) -> int:
+    """The first of ``length`` consecutive loopback ports nobody listens on now (each
+    queue's worker serves metrics on metrics.port plus the queue's place)."""
+    while True:
+        first = free_port()
+        with ExitStack() as probes:
+            try:
+                for port in range(first, first + length):
+                    probes.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return first
+
+
 @contextmanager
 def private_redis(tmp_path: Path) -> Iterator[tuple[int, str]]:
     """A Redis of our own on a loopback port, with a password as production demands.
@@ -326,6 +340,9 @@ def stack(image: Image, compose_tool: str, tmp_path: Path) -> Iterator[Stack]:
         overrides = {
             f"{prefix}RESULTS__URL": f"redis://redis:{redis_port}/1",
             f"{prefix}BROKER__URL": f"redis://redis:{redis_port}/0",
+            # Host network: the production metrics ports may be taken on this machine.
+            f"{prefix}METRICS__HOST": "127.0.0.1",
+            f"{prefix}METRICS__PORT": str(free_port_run(2)),
         }
         with broker_account(combination.broker, name) as (user, password):
             if combination.broker == "rabbitmq":
