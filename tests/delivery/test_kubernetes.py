@@ -152,12 +152,15 @@ def test_every_overlay_validates_against_the_kubernetes_schemas(
                 pytest.fail(f"{overlay.name}: {obj['kind']} {obj['metadata']['name']}: {error}")
 
 
-def test_one_worker_per_queue_beat_and_api_when_included(rendered: Project, kubectl: str) -> None:
+def test_one_worker_per_queue_beat_exporter_and_api_when_included(
+    rendered: Project, kubectl: str
+) -> None:
     objects = production(rendered, kubectl)
     deployments = of_kind(objects, "Deployment")
     slug = rendered.combination.slug
     expected = {f"{slug}-worker-{q}": ["worker", "--queue", q] for q in queues(rendered)}
     expected[f"{slug}-beat"] = ["beat"]
+    expected[f"{slug}-exporter"] = ["exporter"]
     if rendered.combination.include_api:
         expected[f"{slug}-api"] = ["api"]
         assert f"{slug}-api" in of_kind(objects, "Service")
@@ -169,6 +172,28 @@ def test_one_worker_per_queue_beat_and_api_when_included(rendered: Project, kube
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         selector = budgets[name]["spec"]["selector"]["matchLabels"]
         assert selector.items() <= labels.items(), f"{name}'s PodDisruptionBudget misses it"
+
+
+def test_the_queue_exporter_serves_on_its_port_for_prometheus(
+    rendered: Project, kubectl: str
+) -> None:
+    objects = production(rendered, kubectl)
+    slug = rendered.combination.slug
+    port = int(settings(rendered, objects)["EXPORTER__PORT"])
+    deployment = of_kind(objects, "Deployment")[f"{slug}-exporter"]
+    assert deployment["spec"]["replicas"] == 1, "each replica would ask the broker again"
+    exporter = container(deployment)
+    assert exporter["args"] == ["exporter"]
+    assert exporter["ports"] == [{"name": "metrics", "containerPort": port}]
+    # Its scrape fails (500) while the broker is down, on purpose: probes that read
+    # /metrics would restart it or take it out of the Service for the broker's fault.
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert exporter[probe]["tcpSocket"] == {"port": "metrics"}, probe
+    service = of_kind(objects, "Service")[f"{slug}-exporter"]
+    assert service["spec"]["selector"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": port, "targetPort": "metrics"}]
 
 
 def test_workers_outlive_their_tasks_and_fit_their_memory_guard(

@@ -17,7 +17,6 @@ import typer
 from celery.result import AsyncResult
 from celery.utils.nodenames import default_nodename, host_format
 from kombu import Connection
-from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 
 from . import contract_docs, exporter, heartbeat, keda, periodic, profiling, tracing
@@ -31,11 +30,11 @@ from .celery_app import (
     create_app,
     monitored_queues,
 )
-from .config import ConfigError, Settings, explain, load_settings, setting_problem
+from .config import ConfigError, Settings, explain, load_settings
 {%- if cookiecutter.broker == "rabbitmq" %}
 from .dead_letters import DeadLetter, ReplayError, list_dead_letters, purge, replay
 {%- endif %}
-from .health import broker_connection, dependency_checks
+from .health import BrokerUnavailableError, answering_broker, dependency_checks
 from .observability import configure_logging
 from .queue_depth import (
 {%- if cookiecutter.broker == "rabbitmq" %}
@@ -345,26 +344,11 @@ def probe(
 def connected(celery: ProjectCelery) -> Iterator[Connection]:
     """A broker connection for the block; exit naming the broker and the setting to fix
     when it does not answer within ``broker.connection_timeout``."""
-    settings = celery.settings
-    timeout = settings.broker.connection_timeout
-    with celery.connection_for_read() as unopened:  # its URL, password masked
-        url = unopened.as_uri()
-        # kombu raises OperationalError for a connection it could not open; these come
-        # from the transport's client (redis-py, py-amqp) once connected.
-        errors: tuple[type[BaseException], ...] = (
-            OperationalError,
-            OSError,
-            *unopened.connection_errors,
-        )
     try:
-        with broker_connection(celery, timeout) as connection:
+        with answering_broker(celery) as connection:
             yield connection
-    except errors as error:
-        message = (
-            f"the broker at {url} did not answer within {timeout:g}s "
-            f"({type(error).__name__}: {error}); start it or fix the setting"
-        )
-        raise fail(setting_problem(settings, "broker.url", message)) from None
+    except BrokerUnavailableError as error:
+        raise fail(str(error)) from None
 
 
 @app.command()

@@ -11,15 +11,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from wsgiref.simple_server import WSGIServer
+from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from .celery_app import ProjectCelery, monitored_queues
-from .health import broker_connection
+from .health import BrokerUnavailableError, answering_broker
 from .queue_depth import QueueSnapshot, queue_snapshots
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +32,11 @@ logger = logging.getLogger(__name__)
 def read_snapshots(app: ProjectCelery) -> list[QueueSnapshot]:
     """Every declared queue as the broker sees it now (see ``queue_depth``).
 
-    Raises the broker's error when it does not answer within
+    Raises :class:`BrokerUnavailableError` when it does not answer within
     ``broker.connection_timeout`` seconds.
     """
-    settings = app.settings
-    with broker_connection(app, settings.broker.connection_timeout) as connection:
-        return queue_snapshots(connection, monitored_queues(settings))
+    with answering_broker(app) as connection:
+        return queue_snapshots(connection, monitored_queues(app.settings))
 
 
 class QueueCollector(Collector):
@@ -46,8 +50,8 @@ class QueueCollector(Collector):
         """``celery_queue_depth`` always; ``_unacked`` on Redis, ``_consumers`` on RabbitMQ."""
         try:
             snapshots = read_snapshots(self.app)
-        except Exception as error:
-            logger.error("queue metrics: the broker did not answer: %s", error)
+        except BrokerUnavailableError as error:
+            logger.error("queue metrics: %s", error)
             raise
         depth = GaugeMetricFamily(
             "celery_queue_depth",
@@ -75,9 +79,44 @@ class QueueCollector(Collector):
         yield from (family for family in (unacked, consumers) if family.samples)
 
 
+def failing_scrapes_answer_500(metrics: WSGIApplication) -> WSGIApplication:
+    """``metrics`` answering HTTP 500 itself when the broker does not answer.
+
+    Without it the error reaches wsgiref, which answers 500 too but prints the chained
+    traceback (kombu's, then its own) on every scrape; the collector already logged
+    the one line that says what to fix.
+    """
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            return metrics(environ, start_response)
+        except BrokerUnavailableError:
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [b"the broker did not answer: see the exporter's log\n"]
+
+    return app
+
+
+class QuietHandler(WSGIRequestHandler):
+    """Requests are not logged: Prometheus scrapes every few seconds."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Drop the access line."""
+
+
 def start(app: ProjectCelery, host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
     """Serve ``/metrics`` on ``host:port`` from a daemon thread (port 0: any free one)."""
     # A registry of its own: the queue gauges only, none of the process defaults.
     registry = CollectorRegistry()
     registry.register(QueueCollector(app))
-    return start_http_server(port, addr=host, registry=registry)
+    # prometheus_client's start_http_server, with the 500 answered by the wrapper above.
+    server = make_server(
+        host,
+        port,
+        failing_scrapes_answer_500(make_wsgi_app(registry)),
+        server_class=ThreadingWSGIServer,
+        handler_class=QuietHandler,
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread

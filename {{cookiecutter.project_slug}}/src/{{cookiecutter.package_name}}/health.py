@@ -12,9 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from kombu import Connection
+from kombu.exceptions import OperationalError
 
 from .celery_app import ProjectCelery
+from .config import setting_problem
 from .resources import results_redis
+
+
+class BrokerUnavailableError(Exception):
+    """The broker did not answer; the message is one line naming its URL and broker.url."""
 
 
 def dependency_checks(app: ProjectCelery, timeout: float) -> dict[str, str]:
@@ -46,6 +52,33 @@ def broker_connection(app: ProjectCelery, timeout: float) -> Iterator[Connection
         # One attempt: kombu sleeps 2 s before a retry, and callers ask again anyway.
         connection.ensure_connection(max_retries=0)
         yield connection
+
+
+@contextmanager
+def answering_broker(app: ProjectCelery) -> Iterator[Connection]:
+    """A broker connection for the block, or :class:`BrokerUnavailableError` naming the
+    broker (password masked) and the setting to fix when it does not answer within
+    ``broker.connection_timeout``."""
+    settings = app.settings
+    timeout = settings.broker.connection_timeout
+    with app.connection_for_read() as unopened:  # its URL, password masked
+        url = unopened.as_uri()
+        # kombu raises OperationalError for a connection it could not open; these come
+        # from the transport's client (redis-py, py-amqp) once connected.
+        errors: tuple[type[BaseException], ...] = (
+            OperationalError,
+            OSError,
+            *unopened.connection_errors,
+        )
+    try:
+        with broker_connection(app, timeout) as connection:
+            yield connection
+    except errors as error:
+        message = (
+            f"the broker at {url} did not answer within {timeout:g}s "
+            f"({type(error).__name__}: {error}); start it or fix the setting"
+        )
+        raise BrokerUnavailableError(setting_problem(settings, "broker.url", message)) from None
 
 
 def results_status(app: ProjectCelery, timeout: float) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -19,9 +20,13 @@ from typer.testing import CliRunner
 from {{ cookiecutter.package_name }}.celery_app import (
     CPU_QUEUE,
     ProjectCelery,
+    create_app,
 )
 from {{ cookiecutter.package_name }}.cli import (
     app,
+)
+from {{ cookiecutter.package_name }}.config import (
+    load_settings,
 )
 from {{ cookiecutter.package_name }}.config.settings import (
     environment_variable,
@@ -113,6 +118,28 @@ def test_an_unreachable_broker_is_one_line_naming_the_url_and_the_setting(
     )
     assert "did not answer within 2s" in line
     assert "s3cret-word" not in line
+
+
+def test_a_scrape_the_broker_does_not_answer_fails_with_one_line_and_no_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"redis://127.0.0.1:{closed_port()}/0"
+    monkeypatch.setenv(environment_variable("broker.url"), url)
+    monkeypatch.setenv(environment_variable("broker.password"), "s3cret-word")
+    monkeypatch.setenv(environment_variable("broker.connection_timeout"), "2")
+    celery = create_app(load_settings())
+    with serving(celery) as metrics, pytest.raises(urllib.error.HTTPError) as failed:
+        scrape(metrics)
+    failed.value.close()
+    # Prometheus records up == 0 for a scrape that is not a 200.
+    assert failed.value.code == 500
+    [line] = [r.getMessage() for r in caplog.records if r.name.endswith(".exporter")]
+    assert "broker.url" in line
+    assert "127.0.0.1:" + url.rsplit(":", 1)[1].split("/")[0] in line
+    assert "s3cret-word" not in line
+    assert "Traceback" not in capfd.readouterr().err + caplog.text
 
 
 def test_the_exporter_says_which_port_it_cannot_listen_on() -> None:
