@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from itertools import pairwise
 from pathlib import Path
 
 from ..conftest import Project, tool_env
@@ -37,6 +38,19 @@ def test_no_service_is_named_twice_in_a_row(rendered: Project) -> None:
     assert doubled == []
 
 
+def test_every_heading_follows_a_blank_line(rendered: Project) -> None:
+    """Outside code blocks; a heading glued to a paragraph renders as part of it."""
+    glued = []
+    for path, text in documents(rendered).items():
+        fenced = False
+        lines = text.splitlines()
+        for before, line in pairwise(lines):
+            fenced ^= before.lstrip().startswith("```")
+            if not fenced and line.startswith("#") and before.strip():
+                glued.append(f"{path}: {line}")
+    assert glued == []
+
+
 def test_api_routes_are_documented_as_the_api_serves_them(rendered: Project) -> None:
     """With the API, the README shows the absolute Location the API sends; without it,
     no file mentions its routes."""
@@ -49,7 +63,9 @@ def test_api_routes_are_documented_as_the_api_serves_them(rendered: Project) -> 
             )
         ]
         assert mentions == []
-        assert "CLI and API" not in (rendered.path / "README.md").read_text()
+        readme = (rendered.path / "README.md").read_text()
+        assert "CLI and API" not in readme
+        assert "the API and beat alike" not in readme
         return
     routes = rendered.path / "src" / rendered.package / "api" / "routes" / "tasks.py"
     code = routes.read_text()  # url_for builds an absolute URL from the request

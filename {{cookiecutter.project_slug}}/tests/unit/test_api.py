@@ -287,6 +287,30 @@ def test_production_refuses_to_start_without_an_api_key(monkeypatch: pytest.Monk
         load_settings("production", env_file=None)
 
 
+def test_production_refuses_an_empty_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `API__API_KEY=` uncommented from .env.example: no key, so production will not start.
+    monkeypatch.setenv(f"{ENV_PREFIX}BROKER__PASSWORD", "broker-secret")
+    monkeypatch.setenv(f"{ENV_PREFIX}RESULTS__PASSWORD", "results-secret")
+    monkeypatch.setenv(f"{ENV_PREFIX}API__API_KEY", "")
+    with pytest.raises(ConfigError) as caught:
+        load_settings("production", env_file=None)
+    assert (
+        f"api.api_key ({ENV_PREFIX}API__API_KEY, from environment): missing; production needs one"
+        in str(caught.value).splitlines()
+    )
+
+
+def test_an_empty_api_key_locks_the_routes_rather_than_opening_them(
+    local_app: ProjectCelery,
+) -> None:
+    # Settings turn "" into None; a key set without validation still guards the routes.
+    client = client_for(local_app, api_key=SecretStr(""))
+    assert client.post("/tasks/process_data", json=VALID).status_code == 401
+    empty = client.post("/tasks/process_data", json=VALID, headers={"X-API-Key": ""})
+    assert empty.status_code == 401
+    assert queued(local_app) == []
+
+
 def test_two_tasks_with_one_short_name_stop_the_api_starting(
     local_settings: Settings, same_short_name: tuple[str, str]
 ) -> None:

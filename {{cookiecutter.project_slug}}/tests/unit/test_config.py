@@ -382,3 +382,58 @@ def test_kubernetes_scaling_is_refused_outside_the_production_profile_file(
         f"worker.cpu.keda.min_replicas ({ENV_PREFIX}WORKER__CPU__KEDA__MIN_REPLICAS, from .env): "
         + refusal,
     ]
+
+
+def test_an_empty_optional_value_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `KEY=` as .env.example spells it: not an empty user, secret, path or environment.
+    for key in (
+        "BROKER__USERNAME",
+        "BROKER__PASSWORD",
+        "BROKER__TLS_CA_FILE",
+        "RESULTS__TLS_KEY_FILE",
+        "SENTRY__DSN",
+        "SENTRY__ENVIRONMENT",
+{%- if cookiecutter.include_api %}
+        "API__API_KEY",
+{%- endif %}
+    ):
+        monkeypatch.setenv(f"{ENV_PREFIX}{key}", "")
+    settings = load_settings("local", env_file=None)
+    assert settings.broker.username is None
+    assert settings.broker.password is None
+    assert settings.broker.tls_ca_file is None
+    assert settings.results.tls_key_file is None
+    assert settings.sentry.dsn is None
+    assert settings.sentry.environment is None
+{%- if cookiecutter.include_api %}
+    assert settings.api.api_key is None
+{%- endif %}
+
+
+def test_a_valid_sentry_dsn_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    dsn = "https://public@o1.ingest.sentry.io/42"
+    monkeypatch.setenv(f"{ENV_PREFIX}SENTRY__DSN", dsn)
+    settings = load_settings("local", env_file=None)
+    assert settings.sentry.dsn is not None
+    assert settings.sentry.dsn.get_secret_value() == dsn
+
+
+@pytest.mark.parametrize(
+    ("dsn", "reason"),
+    [
+        ("public@o1.ingest.sentry.io/42", "Unsupported scheme ''"),
+        ("https://o1.ingest.sentry.io/42", "Missing public key"),
+        ("https://public@o1.ingest.sentry.io/project", "Invalid project in DSN ('project')"),
+    ],
+)
+def test_a_bad_sentry_dsn_is_one_line_with_sentrys_reason(
+    monkeypatch: pytest.MonkeyPatch, dsn: str, reason: str
+) -> None:
+    monkeypatch.setenv(f"{ENV_PREFIX}SENTRY__DSN", dsn)
+    with pytest.raises(ConfigError) as caught:
+        load_settings("local", env_file=None)
+    assert str(caught.value).startswith(
+        f"sentry.dsn ({ENV_PREFIX}SENTRY__DSN, from environment): "
+        f"not a valid Sentry DSN ({reason}); "
+    )
+    assert "\n" not in str(caught.value)

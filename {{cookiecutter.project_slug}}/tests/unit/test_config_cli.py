@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,38 @@ def test_the_api_refuses_a_bad_periodic_entry_in_one_line(monkeypatch: pytest.Mo
 
 
 {% endif -%}
+def test_uncommenting_env_example_changes_nothing() -> None:
+    # .env.example says each line is commented out at its default: `KEY=` included. Not
+    # the URLs (config/local.toml points them at the embedded broker) nor the sample schedule.
+    shown_defaults = invoke("config", "--json")
+    assert shown_defaults.exit_code == 0, shown_defaults.output
+    example = (PROJECT / ".env.example").read_text().splitlines()
+    uncommented = [
+        line.removeprefix("# ")
+        for line in example
+        if line.startswith(f"# {ENV_PREFIX}") and not re.search(r"__URL=|BEAT__SCHEDULE=", line)
+    ]
+    assert len(uncommented) > 50
+    Path(".env").write_text("\n".join(uncommented) + "\n")
+    shown = invoke("config", "--json")
+    assert shown.exit_code == 0, shown.output
+    values = {key: row["value"] for key, row in json.loads(shown.stdout).items()}
+    defaults = {key: row["value"] for key, row in json.loads(shown_defaults.stdout).items()}
+    assert values == defaults
+
+
+def test_a_bad_sentry_dsn_is_one_line_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"{ENV_PREFIX}SENTRY__DSN", "s3cretkey@o1.ingest.sentry.io/42")
+    result = invoke("config")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: sentry.dsn ({ENV_PREFIX}SENTRY__DSN, from environment): "
+        "not a valid Sentry DSN (Unsupported scheme ''); "
+    )
+    assert result.stderr.count("\n") == 1
+    assert "s3cretkey" not in result.output
+
+
 def test_an_invalid_log_level_is_one_line_and_exit_2() -> None:
     Path(".env").write_text(f"{ENV_PREFIX}LOG__LEVEL=LOUD\n")
     result = invoke("config")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from {{ cookiecutter.package_name }}.config import (
+    Profile,
+    Settings,
     explain,
     load_settings,
 )
-from {{ cookiecutter.package_name }}.config.loader import DEPLOY_ONLY
+from {{ cookiecutter.package_name }}.config.loader import DEPLOY_ONLY, read_profile
 from {{ cookiecutter.package_name }}.config.settings import (
     environment_variable,
 )
@@ -49,6 +52,35 @@ def test_env_example_lists_every_variable() -> None:
         if environment_variable(key) not in text and not DEPLOY_ONLY.match(key)
     ]
     assert missing == []
+
+
+def flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested TOML table as dotted keys."""
+    found: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            found |= flat(value, f"{prefix}{key}.")
+        else:
+            found[f"{prefix}{key}"] = value
+    return found
+
+
+def test_production_overrides_are_noted_in_the_settings_table() -> None:
+    # The Default column gives the code's value; a row whose value config/production.toml
+    # changes says so ("`2` in `production`"). The URLs are compose's service names,
+    # described under Configuration and Containers instead.
+    defaults = {row.key: row.value for row in explain(Settings(_env_file=None), env_file=None)}
+    table = [line for line in README.read_text().splitlines() if line.startswith("| `")]
+    rows = {line.split("`")[1]: line for line in table}
+    unnoted = [
+        key
+        for key, value in flat(read_profile(Profile.PRODUCTION)).items()
+        if value != defaults[key]
+        and not key.endswith(".url")
+        and not DEPLOY_ONLY.match(key)
+        and "`production`" not in rows[key]
+    ]
+    assert unnoted == []
 
 
 def anchor(heading: str) -> str:

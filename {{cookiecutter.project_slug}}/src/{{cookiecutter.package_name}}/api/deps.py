@@ -37,7 +37,8 @@ def api_key_guard(expected: SecretStr) -> Callable[..., None]:
 
     def require_api_key(given: Annotated[str | None, Security(API_KEY_HEADER)] = None) -> None:
         # compare_digest takes the same time whatever the mismatch, so timing reveals nothing.
-        if given is None or not secrets.compare_digest(
+        # An empty header never matches, even an empty expected key.
+        if not given or not secrets.compare_digest(
             given.encode(), expected.get_secret_value().encode()
         ):
             raise HTTPException(

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from celery.schedules import ParseException, crontab
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -51,6 +52,19 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 CRONTAB_FIELDS = 5
 
 
+def _empty_is_unset(value: object) -> object:
+    """An empty value is no value: ``KEY=`` (as .env.example spells each one) means unset."""
+    # Without this, an empty API key or DSN would count as set, and an empty path as ".".
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return None if isinstance(text, str) and not text.strip() else value
+
+
+# Optional settings: None, or a non-empty value.
+OptionalStr = Annotated[str | None, BeforeValidator(_empty_is_unset)]
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_empty_is_unset)]
+OptionalPath = Annotated[Path | None, BeforeValidator(_empty_is_unset)]
+
+
 class Profile(StrEnum):
     """Named configuration profiles, one TOML file each."""
 
@@ -70,12 +84,12 @@ class ServiceSettings(Section):
 
     url: str
     # Credentials stay out of the URL; celery_app.py inserts them (Redis ACL user too).
-    username: str | None = None
-    password: SecretStr | None = None
+    username: OptionalStr = None
+    password: OptionalSecret = None
     # TLS is on for rediss:// and amqps:// URLs; these name PEM files when needed.
-    tls_ca_file: Path | None = None
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
+    tls_ca_file: OptionalPath = None
+    tls_cert_file: OptionalPath = None
+    tls_key_file: OptionalPath = None
     # The production profile refuses unencrypted URLs unless the network is private.
     allow_plaintext: bool = False
 
@@ -367,7 +381,7 @@ class ApiSettings(Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     workers: Annotated[int, Field(ge=1)] = 1
     # Sent by clients in the X-API-Key header; required by the production profile.
-    api_key: SecretStr | None = None
+    api_key: OptionalSecret = None
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     cors_origins: tuple[str, ...] = ()
     readiness_timeout: Seconds = 2
@@ -426,12 +440,28 @@ class TracingSettings(Section):
     sample_ratio: Fraction = 1.0
 
 
+def _sentry_dsn(dsn: SecretStr | None) -> SecretStr | None:
+    """A DSN sentry-sdk accepts, checked by its own parser, so a bad one fails here in one
+    line rather than in sentry_sdk.init with a traceback. The message never holds the key."""
+    if dsn is not None:
+        from sentry_sdk.utils import Dsn  # imported only once a DSN is set, as in error_reporting
+
+        try:
+            Dsn(dsn.get_secret_value())
+        except ValueError as error:  # BadDsn, or a port that is not a number
+            raise ValueError(
+                f"not a valid Sentry DSN ({error}); copy it from the Sentry project's "
+                "Settings > Client Keys (DSN), e.g. https://<key>@o0.ingest.sentry.io/<project>"
+            ) from None
+    return dsn
+
+
 class SentrySettings(Section):
     """Error reports to Sentry, off until a DSN is set; task arguments are never sent."""
 
-    dsn: SecretStr | None = None
-    # The environment reports are filed under; empty means the profile's name.
-    environment: str | None = None
+    dsn: Annotated[OptionalSecret, AfterValidator(_sentry_dsn)] = None
+    # The environment reports are filed under; unset, the profile's name.
+    environment: OptionalStr = None
 
 
 class ExporterSettings(Section):

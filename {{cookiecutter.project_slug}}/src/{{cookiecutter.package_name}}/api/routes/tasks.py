@@ -28,11 +28,14 @@ STATUS_ROUTE = "task_status"
 
 def task_router(tasks: dict[str, TypedTask[Any, Any]], api_key: SecretStr | None) -> APIRouter:
     """The /tasks routes for these typed tasks, behind the API key when one is set."""
-    # The schema documents the key (and its 401) only when the key is enforced.
-    dependencies = [Depends(api_key_guard(api_key))] if api_key else []
+    # The schema documents the key (and its 401) only when the key is enforced. "is not
+    # None": an empty key (settings turn "" into None) must lock the routes, not open them.
+    dependencies = [Depends(api_key_guard(api_key))] if api_key is not None else []
     router = APIRouter(prefix="/tasks", tags=["tasks"], dependencies=dependencies)
     auth_error: dict[int | str, dict[str, Any]] = (
-        {401: {"model": Problem, "description": "Missing or wrong X-API-Key"}} if api_key else {}
+        {401: {"model": Problem, "description": "Missing or wrong X-API-Key"}}
+        if api_key is not None
+        else {}
     )
     for name, task in sorted(tasks.items()):
         router.add_api_route(
