@@ -36,6 +36,7 @@ from .dead_letters import DeadLetter, ReplayError, list_dead_letters, purge, rep
 {%- endif %}
 from .health import BrokerUnavailableError, answering_broker, dependency_checks
 from .observability import configure_logging
+from .payload_size import PayloadTooLargeError
 from .queue_depth import (
 {%- if cookiecutter.broker == "rabbitmq" %}
     queue_depth,
@@ -219,7 +220,10 @@ def submit(
             "nothing was queued (submit it without --wait)"
         )
     tracing.start(celery.settings.tracing)  # off by default: the publish span starts the trace
-    result = typed.delay(model)
+    try:
+        result = typed.delay(model)
+    except PayloadTooLargeError as error:
+        raise fail(f"{error} (nothing was queued)") from None
     if not wait:
         typer.echo(result.id)
         if typed.ignore_result:

@@ -213,6 +213,25 @@ def test_body_size_is_limited(local_app: ProjectCelery) -> None:
     assert queued(local_app) == []
 
 
+def test_arguments_over_the_payload_limit_get_413_within_the_body_limit(
+    local_settings: Settings,
+) -> None:
+    # The body is well within api.max_body_bytes; the task's arguments are not within
+    # tasks.max_payload_bytes, which every publish checks.
+    tasks = local_settings.tasks.model_copy(update={"max_payload_bytes": 100})
+    app = create_app(local_settings.model_copy(update={"tasks": tasks}))
+    body = {"value": 1, "label": "x" * 100}
+    response = client_for(app).post("/tasks/process_data", json=body)
+    size = len(json.dumps([[body], {}]))
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": f"process_data: arguments are {size} bytes as JSON, over "
+        "tasks.max_payload_bytes (100); pass a reference (a URL, an id) instead of the data, "
+        "or raise the setting"
+    }
+    assert queued(app) == []
+
+
 def test_streamed_body_is_limited_too(local_app: ProjectCelery) -> None:
     client = client_for(local_app, max_body_bytes=1024)
     chunks = iter([b'{"value": 1, "label": "', b"x" * 2000, b'"}'])

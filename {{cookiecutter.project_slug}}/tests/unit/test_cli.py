@@ -66,6 +66,21 @@ def test_submit_rejects_malformed_json() -> None:
     assert queued_messages() == []
 
 
+def test_submit_refuses_arguments_over_the_payload_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"{ENV_PREFIX}TASKS__MAX_PAYLOAD_BYTES", "100")
+    label = "x" * 100
+    result = invoke("submit", "process_data", "--json", json.dumps({"value": 1, "label": label}))
+    size = len(json.dumps([[{"value": 1, "label": label}], {}]))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: process_data: arguments are {size} bytes as JSON, over "
+        "tasks.max_payload_bytes (100); pass a reference (a URL, an id) instead of the data, "
+        "or raise the setting (nothing was queued)\n"
+    )
+    assert queued_messages() == []
+
+
 def test_submit_unknown_task_lists_known_ones() -> None:
     result = invoke("submit", "nope", "--json", "{}")
     assert result.exit_code == 2

@@ -50,6 +50,12 @@ class Readiness(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "The body is not parseable JSON"},
-    413: {"model": Problem, "description": "The body is larger than api.max_body_bytes"},
+    413: {
+        "model": Problem,
+        "description": (
+            "The body is larger than api.max_body_bytes, or the task's arguments are "
+            "larger than tasks.max_payload_bytes as JSON (nothing was queued)"
+        ),
+    },
     503: {"model": Problem, "description": "The broker does not answer"},
 }

@@ -190,6 +190,11 @@ class TaskSettings(TimeLimits):
     # A task whose runs died with their process (OOM, crash) this many times in a row
     # is not run again: its next delivery fails with WorkerLostTooOftenError.
     max_worker_losses: Annotated[int, Field(ge=1)] = 3
+    # Largest JSON size of a task's arguments, in bytes; a bigger publish is refused in
+    # the caller (payload_size.py). The broker, and the result store with
+    # results.extended, keep every byte, and every worker process that takes the
+    # message decodes all of it: pass a reference (a URL, an id) rather than the data.
+    max_payload_bytes: Annotated[int, Field(ge=1)] = 262_144
     # render_thumbnail keeps every call's pixels, as the incident's version did: a leak
     # to find with `profile --memory` (README, Debugging). Refused by production.
     leak_thumbnails: bool = False
