@@ -24,6 +24,7 @@ def paths_to_remove(answers: dict[str, Any]) -> list[Path]:
             Path("tests/unit/test_api.py"),
             Path("tests/property/test_api_schema.py"),
             Path("tests/integration/test_api_roundtrip.py"),
+            Path("benchmarks/api_latency.py"),
             Path("deploy/kubernetes/base/api.yaml"),
         ]
     if answers["broker"] != "rabbitmq":  # Redis has no dead-letter queue

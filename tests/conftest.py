@@ -67,7 +67,10 @@ def render(combination: Combination, output_dir: Path) -> Path:
     )
 
 
-MATRIX = [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id)) for c in matrix()]
+# One xdist worker per broker: every render of a broker runs on the same worker, so its
+# integration runs (serialized by broker_lock anyway) never leave another worker idle,
+# waiting for the lock, while it has other checks it could run.
+MATRIX = [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.broker)) for c in matrix()]
 
 
 @pytest.fixture(scope="session", params=MATRIX)

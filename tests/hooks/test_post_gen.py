@@ -24,6 +24,7 @@ def test_api_files_are_listed_only_when_the_api_is_off() -> None:
         Path("tests/unit/test_api.py"),
         Path("tests/property/test_api_schema.py"),
         Path("tests/integration/test_api_roundtrip.py"),
+        Path("benchmarks/api_latency.py"),
         Path("deploy/kubernetes/base/api.yaml"),
     ]
 

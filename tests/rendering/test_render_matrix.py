@@ -39,6 +39,7 @@ def test_api_files_follow_the_option(rendered: Project) -> None:
         rendered.path / "tests" / "unit" / "test_api.py",
         rendered.path / "tests" / "property" / "test_api_schema.py",
         rendered.path / "tests" / "integration" / "test_api_roundtrip.py",
+        rendered.path / "benchmarks" / "api_latency.py",
     ]
     dependencies = " ".join(
         tomllib.loads((rendered.path / "pyproject.toml").read_text())["project"]["dependencies"]

@@ -84,7 +84,7 @@ def apply_then_linger(work: Work) -> Outcome:
     return Outcome(applied=applied, pid=os.getpid())
 
 
-@typed_task()
+@typed_task(track_started=True)  # tests wait for STARTED: the worker has taken it
 def work_then_apply(work: Work) -> Outcome:
     """Work for a while, then apply the side effect (it shows the work finished)."""
     time.sleep(work.seconds)

@@ -54,6 +54,8 @@ def test_task_data_stays_out_of_logs_and_the_result_store_unless_turned_on(
     )
     app = create_app(settings)
     caplog.set_level(logging.DEBUG)
+    for name in observability.CELERY_TASK_LINES:  # whatever configure_logging set before
+        caplog.set_level(logging.DEBUG, logger=name)
     for name in WORKER_ENVIRONMENT:
         monkeypatch.setenv(name, "")
     with start_worker(app, perform_ping_check=False):

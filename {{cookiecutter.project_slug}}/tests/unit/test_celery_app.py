@@ -71,6 +71,13 @@ def test_delivery_and_protection_settings(local_settings: Settings) -> None:
     assert config["worker_max_memory_per_child"] == local_settings.worker.max_memory_per_child
 
 
+def test_only_long_tasks_record_that_they_started(local_app: ProjectCelery) -> None:
+    # A STARTED write per task costs short tasks throughput; a long one opts in.
+    assert local_app.conf.task_track_started is False
+    assert local_app.tasks[render_thumbnail.name].track_started is True
+    assert local_app.tasks[process_data.name].track_started is False
+
+
 def test_local_profile_uses_folders_under_data_dir(local_settings: Settings) -> None:
     config = celery_config(local_settings)
     assert config["broker_transport_options"]["data_folder_in"].startswith(

@@ -63,6 +63,19 @@ def test_json_logs_are_one_object_per_line(capsys: pytest.CaptureFixture[str]) -
     }
 
 
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
+def test_celery_repeats_no_task_line_of_ours_unless_debugging(
+    capsys: pytest.CaptureFixture[str], level: str, shown: bool
+) -> None:
+    configure_logging(LogSettings(level=level, json_format=False))
+    for name in observability.CELERY_TASK_LINES:
+        logging.getLogger(name).info("Task %s received", "t-3")
+        logging.getLogger(name).error("Task %s failed", "t-4")
+    logged = capsys.readouterr().err
+    assert ("Task t-3 received" in logged) is shown
+    assert logged.count("Task t-4 failed") == len(observability.CELERY_TASK_LINES)
+
+
 def test_text_logs_are_readable(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging(LogSettings(level="WARNING", json_format=False))
     logging.getLogger("demo").warning("careful")

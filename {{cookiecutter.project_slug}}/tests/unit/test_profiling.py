@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
@@ -74,6 +75,23 @@ def test_memory_profile_passes_the_task_without_the_leak(tool: str) -> None:
     assert code == 0, out + err
     assert f", {tool}), within --max-growth 1 KiB" in out.splitlines()[0]
     assert leaking_line() not in out
+
+
+def test_the_leak_holds_resident_memory_as_the_incidents_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The memory guard (worker.max_memory_per_child) reads resident memory: a leak that
+    # only reserved address space would never trip it, and would teach the wrong lesson.
+    monkeypatch.setenv(LEAK, "true")
+    monkeypatch.setattr(media, "_PIXELS_FOR_RETRY", {})  # freed again after the test
+    megapixel = json.dumps({"source_id": "profiled", "width": 1000, "height": 1000})
+    before = psutil.Process().memory_info().rss
+    result = runner.invoke(
+        app, ["profile", "render_thumbnail", "--json", megapixel, "--runs", "64"]
+    )
+    assert result.exit_code == 0, result.output
+    # Half of what it kept: pages freed earlier in this process get reused first.
+    assert psutil.Process().memory_info().rss - before >= 32 * 1_000_000
 
 
 def test_cpu_profile_shows_the_hottest_functions() -> None:

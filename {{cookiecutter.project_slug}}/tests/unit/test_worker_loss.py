@@ -76,14 +76,22 @@ def fake_redis(monkeypatch: pytest.MonkeyPatch) -> FakeRedis:
     return fake
 
 
-def run_in_worker(app: ProjectCelery, task_id: str) -> AsyncResult[Any]:
+def run_in_worker(app: ProjectCelery, task_id: str, redelivered: bool = True) -> AsyncResult[Any]:
     """Run process_data as a worker's pool process does, and return its result."""
     task = app.tasks[process_data.name]
-    trace_task(task, task_id, (PAYLOAD,), {}, request={"id": task_id}, app=app)
+    request = {"id": task_id, "delivery_info": {"redelivered": redelivered}}
+    trace_task(task, task_id, (PAYLOAD,), {}, request=request, app=app)
     return AsyncResult(task_id, app=app)
 
 
-def test_each_run_is_counted_then_forgotten_when_it_ends(
+def test_a_first_delivery_costs_no_round_trip(
+    local_app: ProjectCelery, fake_redis: FakeRedis
+) -> None:
+    assert run_in_worker(local_app, "first", redelivered=False).state == "SUCCESS"
+    assert fake_redis.calls == []
+
+
+def test_each_redelivery_is_counted_then_forgotten_when_its_run_ends(
     local_app: ProjectCelery, fake_redis: FakeRedis
 ) -> None:
     result = run_in_worker(local_app, "ends")
@@ -97,7 +105,9 @@ def test_after_max_worker_losses_runs_died_the_next_delivery_fails_unrun(
     local_app: ProjectCelery, fake_redis: FakeRedis
 ) -> None:
     limit = local_app.settings.tasks.max_worker_losses
-    fake_redis.values[KEY_PREFIX + "killer"] = limit  # that many runs began, none ended
+    # limit - 1 redeliveries before this one, each after a run that died: this one
+    # follows the limit-th run that died.
+    fake_redis.values[KEY_PREFIX + "killer"] = limit - 1
     result = run_in_worker(local_app, "killer")
     assert result.state == "FAILURE"
     assert isinstance(result.result, WorkerLostTooOftenError)
@@ -110,7 +120,7 @@ def test_after_max_worker_losses_runs_died_the_next_delivery_fails_unrun(
 def test_fewer_lost_runs_than_the_limit_run_again(
     local_app: ProjectCelery, fake_redis: FakeRedis
 ) -> None:
-    fake_redis.values[KEY_PREFIX + "unlucky"] = local_app.settings.tasks.max_worker_losses - 1
+    fake_redis.values[KEY_PREFIX + "unlucky"] = local_app.settings.tasks.max_worker_losses - 2
     assert run_in_worker(local_app, "unlucky").state == "SUCCESS"
 
 

@@ -52,12 +52,17 @@ _PIXELS_FOR_RETRY: dict[str, bytes] = {}
 # Limits come from that queue's settings (tasks.cpu): the soft limit raises
 # SoftTimeLimitExceeded inside the task so it can remove its partial output; the hard
 # one kills the process.
-@typed_task(queue="cpu")
+# track_started: a thumbnail takes a while, and a caller polling its status can tell
+# "running" (STARTED) from "waiting in the queue" (PENDING).
+@typed_task(queue="cpu", track_started=True)
 def render_thumbnail(request: ThumbnailRequest) -> Thumbnail:
     """Render a thumbnail; a partial file never outlives a timeout."""
     settings = current_resources().settings
     if settings.tasks.leak_thumbnails:
-        _PIXELS_FOR_RETRY[str(render_thumbnail.request.id)] = bytes(request.width * request.height)
+        # Written pixels, as a decoded image's are: always resident, as the memory guard
+        # needs to see them (bytes(n) may get untouched zero pages, holding no RSS).
+        retry_key = str(render_thumbnail.request.id)
+        _PIXELS_FOR_RETRY[retry_key] = b"\x80" * (request.width * request.height)
     return render_into(request, settings.data_dir / "thumbnails")
 
 

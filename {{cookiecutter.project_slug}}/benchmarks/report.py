@@ -1,0 +1,229 @@
+"""A run's results as JSON (everything), Markdown (the tables) and PNG (the plots)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import psutil
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from {{ cookiecutter.package_name }}.config import (
+    load_settings,
+)
+
+MIB = 2**20
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers came from."""
+    return {
+        "cpu": _cpu_model(),
+        "cpus": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "celery": version("celery"),
+        "kombu": version("kombu"),
+        "broker": load_settings("test", env_file=None).broker.scheme,
+    }
+
+
+def _cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
+def write(results: dict[str, Any], size: str, folder: Path) -> list[Path]:
+    """Write the run's JSON (dated), and the broker's latest Markdown and PNG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    document: dict[str, Any] = {
+        "date": now.isoformat(timespec="seconds"),
+        "size": size,
+        "machine": machine(),
+    }
+    document |= results
+    broker = document["machine"]["broker"]
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    paths = [
+        folder / f"{stamp}-{broker}-{size}.json",
+        folder / f"{broker}.md",
+        folder / f"{broker}.png",
+    ]
+    paths[0].write_text(json.dumps(document, indent=2) + "\n")
+    paths[1].write_text(markdown(document))
+    plot(document, paths[2])
+    return paths
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """The tables of a run, headed by the machine it ran on."""
+    box = document["machine"]
+    measured = (
+        f"Measured {document['date'][:10]} on {box['cpu']}, {box['cpus']} CPUs, "
+        f"{box['memory_gib']} GiB, {box['system']}; Python {box['python']}, Celery "
+        f"{box['celery']}, {box['broker']}; size {document['size']}."
+    )
+    lines = [measured, ""]
+    if "throughput" in document:
+        lines += _throughput(document["throughput"])
+    if "payload" in document:
+        lines += _payload(document["payload"])
+    if "soak" in document:
+        lines += _soak(document["soak"])
+    if "api" in document:
+        lines += _api(document["api"])
+    return "\n".join(lines)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    aligned = ["---"] + ["---:"] * (len(header) - 1)
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(aligned) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
+
+
+def _throughput(rows: list[dict[str, Any]]) -> list[str]:
+    by_name = {row["variant"]: row for row in rows}
+    lines = _table(
+        ["variant", "tasks/s", "vs bare", "enqueued/s", "worker CPU ms/task"],
+        [
+            [
+                row["variant"],
+                f"{row['tasks_per_second']:.0f}",
+                f"{row['vs_bare']:.2f}",
+                f"{row['enqueue_per_second']:.0f}",
+                f"{row['cpu_ms_per_task']:.2f}",
+            ]
+            for row in rows
+        ],
+    )
+    typed, plain = by_name.get("project, typed task"), by_name.get("project, plain task")
+    if typed and plain:
+        end_to_end = typed["tasks_per_second"] / plain["tasks_per_second"]
+        enqueued = typed["enqueue_per_second"] / plain["enqueue_per_second"]
+        lines += [f"Typed over plain: {end_to_end:.2f} end to end, {enqueued:.2f} enqueued.", ""]
+    return lines
+
+
+def _payload(payload: dict[str, Any]) -> list[str]:
+    lines = _table(
+        ["payload", "tasks", "tasks/s", "MB/s", "worker CPU ms/task"],
+        [
+            [
+                row["payload"],
+                str(row["tasks"]),
+                f"{row['tasks_per_second']:.0f}",
+                f"{row['megabytes_per_second']:.1f}",
+                f"{row['cpu_ms_per_task']:.2f}",
+            ]
+            for row in payload["rows"]
+        ],
+    )
+    return [*lines, f"Under the default limit: `{payload['default_limit_refuses_largest']}`", ""]
+
+
+def _soak(soak: dict[str, Any]) -> list[str]:
+    samples = soak["process_data"]["samples"]
+    summary = (
+        f"Soak, process_data, no recycling: {samples[0]['rss_mib']:.1f} MiB after the first "
+        f"{soak['process_data']['batch']} tasks, {samples[-1]['rss_mib']:.1f} MiB after "
+        f"{samples[-1]['tasks']}: {soak['process_data']['growth'] * 100:+.1f} %."
+    )
+    lines = [summary, ""]
+    rows = []
+    for name, run in soak["leak"].items():
+        rss = [sample["rss_mib"] for sample in run["samples"]]
+        rows.append(
+            [
+                name,
+                str(run["samples"][-1]["tasks"]),
+                f"{rss[0]:.0f}",
+                f"{max(rss):.0f}",
+                f"{rss[-1]:.0f}",
+                str(run["pool_processes_seen"]),
+            ]
+        )
+    return lines + _table(
+        [
+            "leaking render_thumbnail",
+            "tasks",
+            "MiB first",
+            "MiB peak",
+            "MiB last",
+            "pool processes",
+        ],
+        rows,
+    )
+
+
+def _api(api: dict[str, Any]) -> list[str]:
+    rows = [
+        [side, *(f"{api[key][p]:.2f}" for p in ("p50", "p95", "p99"))]
+        for side, key in (("direct", "direct_ms"), ("API", "api_ms"), ("API adds", "api_adds_ms"))
+    ]
+    return [
+        f"Enqueue latency in ms, {api['clients']} client processes, {api['requests']} requests:",
+        "",
+        *_table(["", "p50", "p95", "p99"], rows),
+    ]
+
+
+def plot(document: dict[str, Any], path: Path) -> None:
+    """Throughput per variant; resident memory over the soak, and over the leak."""
+    panels: list[Callable[[Axes, dict[str, Any]], None]] = []
+    if "throughput" in document:
+        panels.append(_throughput_panel)
+    if "soak" in document:
+        panels += [_soak_panel, _leak_panel]
+    count = max(len(panels), 1)
+    # A Figure of its own, not pyplot: no display, no global figure state.
+    figure = Figure(figsize=(6.5 * count, 5), layout="tight")
+    axes = figure.subplots(1, count, squeeze=False)
+    for axis, panel in zip(axes[0], panels, strict=False):
+        panel(axis, document)
+    box = document["machine"]
+    figure.suptitle(f"{box['broker']}, {box['cpu']}, {box['cpus']} CPUs, {document['date'][:10]}")
+    figure.savefig(path, dpi=100)
+
+
+def _throughput_panel(axis: Axes, document: dict[str, Any]) -> None:
+    rows = document["throughput"]
+    axis.barh([row["variant"] for row in rows], [row["tasks_per_second"] for row in rows])
+    axis.invert_yaxis()
+    axis.set_xlabel("tasks/s, first publish to last result (best round)")
+    axis.set_title("Throughput, one worker, concurrency 2")
+
+
+def _soak_panel(axis: Axes, document: dict[str, Any]) -> None:
+    _memory(axis, {"process_data": document["soak"]["process_data"]})
+    axis.set_title("Soak: process_data, no recycling")
+
+
+def _leak_panel(axis: Axes, document: dict[str, Any]) -> None:
+    _memory(axis, document["soak"]["leak"])
+    axis.set_title("Leaking render_thumbnail (1 MB a call)")
+
+
+def _memory(axis: Axes, runs: dict[str, Any]) -> None:
+    for label, run in runs.items():
+        samples = run["samples"]
+        axis.plot([s["tasks"] for s in samples], [s["rss_mib"] for s in samples], ".-", label=label)
+    axis.set_xlabel("tasks done")
+    axis.set_ylabel("RSS of the worker and its pool, MiB")
+    axis.set_ylim(bottom=0)
+    axis.legend()

@@ -1,0 +1,40 @@
+"""How many tasks each benchmark runs: ``full`` for numbers, ``tiny`` to prove it works."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Size:
+    """Counts for one run of the suite."""
+
+    tasks: int  # per throughput round
+    rounds: int
+    payload_tasks: int  # per payload size
+    soak_tasks: int
+    soak_batch: int  # RSS is sampled after each batch
+    leak_tasks: int
+    api_requests: int
+
+
+SIZES = {
+    "full": Size(
+        tasks=2000,
+        rounds=3,
+        payload_tasks=500,
+        soak_tasks=20_000,
+        soak_batch=1000,
+        leak_tasks=400,
+        api_requests=2000,
+    ),
+    "tiny": Size(
+        tasks=20,
+        rounds=1,
+        payload_tasks=5,
+        soak_tasks=40,
+        soak_batch=20,
+        leak_tasks=10,
+        api_requests=20,
+    ),
+}
