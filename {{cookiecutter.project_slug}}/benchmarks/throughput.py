@@ -36,13 +36,17 @@ BASELINE = "bare Celery, defaults"
 SETTING_ROWS: dict[str, tuple[str, ...]] = {
     "acks_late, reject_on_worker_lost": ("task_acks_late", "task_reject_on_worker_lost"),
     "prefetch_multiplier 1": ("worker_prefetch_multiplier",),
-    "track_started": ("task_track_started",),
-    "max_tasks_per_child, max_memory_per_child": (
-        "worker_max_tasks_per_child",
-        "worker_max_memory_per_child",
-    ),
+    "max_tasks_per_child": ("worker_max_tasks_per_child",),
+    "max_memory_per_child": ("worker_max_memory_per_child",),
 }
 AMQP_ROWS = {"publisher confirms": ("broker_transport_options",)}  # RabbitMQ only
+# What the project leaves off, or sets only for the cpu queue's long tasks: a row each,
+# for what it would cost short tasks.
+NOT_TAKEN: dict[str, dict[str, Any]] = {
+    "track_started (render_thumbnail only)": {"task_track_started": True},
+    "max_tasks_per_child 1000 (cpu queue only)": {"worker_max_tasks_per_child": 1000},
+    "result_extended (off)": {"result_extended": True},
+}
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class Variant:
 
 
 def variants() -> list[Variant]:
-    """Bare Celery; bare plus each setting; bare plus all of them; then the project."""
+    """Bare Celery; plus each setting; plus all of them; plus each not taken; the project."""
     settings = project_settings(PRODUCTION_LIKE)
     production = celery_config(settings)
     named = SETTING_ROWS | (AMQP_ROWS if settings.broker.is_amqp else {})
@@ -69,9 +73,9 @@ def variants() -> list[Variant]:
         "task_time_limit": limits.time_limit,
     }
     every = {key: value for config in rows.values() for key, value in config.items()}
-    # Not in the project's defaults (results.extended): the row shows what it would cost.
-    rows["result_extended"] = {"result_extended": True}
-    quiet = {**PRODUCTION_LIKE, "log.level": "WARNING", "metrics.enabled": "false"}
+    production_like = WorkerSpec("project", settings=PRODUCTION_LIKE)
+    no_metrics = WorkerSpec("project", settings={**PRODUCTION_LIKE, "metrics.enabled": "false"})
+    warnings_only = WorkerSpec("project", settings={**PRODUCTION_LIKE, "log.level": "WARNING"})
     return [
         Variant(BASELINE, WorkerSpec("bare"), typed=False),
         *(
@@ -79,15 +83,14 @@ def variants() -> list[Variant]:
             for name, config in rows.items()
         ),
         Variant("bare + all the project's settings", WorkerSpec("bare", celery=every), typed=False),
-        Variant("project, typed task", WorkerSpec("project", settings=PRODUCTION_LIKE), typed=True),
-        Variant(
-            "project, plain task", WorkerSpec("project", settings=PRODUCTION_LIKE), typed=False
+        *(
+            Variant(f"bare + {name}", WorkerSpec("bare", celery=config), typed=False)
+            for name, config in NOT_TAKEN.items()
         ),
-        Variant(
-            "project, typed, no INFO logs or metrics",
-            WorkerSpec("project", settings=quiet),
-            typed=True,
-        ),
+        Variant("project, typed task", production_like, typed=True),
+        Variant("project, plain task", production_like, typed=False),
+        Variant("project, typed task, metrics off", no_metrics, typed=True),
+        Variant("project, typed task, WARNING logs", warnings_only, typed=True),
     ]
 
 

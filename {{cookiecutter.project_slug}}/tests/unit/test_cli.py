@@ -236,7 +236,7 @@ def test_a_queue_worker_runs_with_that_queue_settings(monkeypatch: pytest.Monkey
             "--hostname=default@%h",
             "--concurrency=2",
             "--pool=threads",
-            "--max-tasks-per-child=1000",
+            "--max-tasks-per-child=10000",
             "--max-memory-per-child=512000",
             "--without-mingle",
             "--without-gossip",

@@ -38,7 +38,7 @@ def test_each_layer_overrides_the_one_below(
     settings = load_settings("local", env_file=env_file)
     found = sources(settings, env_file)
 
-    assert found["worker.max_tasks_per_child"] == (1000, "default")
+    assert found["worker.max_tasks_per_child"] == (10_000, "default")
     assert found["broker.url"] == ("filesystem://localhost/", "config/local.toml")
     assert found["tasks.soft_time_limit"] == (30.0, ".env")
     assert found["worker.concurrency"] == (4, "environment")
