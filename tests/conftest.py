@@ -26,6 +26,17 @@ class Project:
     # The files as rendered, before any check installs or runs tools in the folder.
     rendered_files: tuple[Path, ...]
 
+    def texts(self) -> dict[Path, str]:
+        """Each rendered text file's content; binary files (the benchmark plot) are
+        copied as they are, so there is nothing rendered in them to read."""
+        texts = {}
+        for relative in self.rendered_files:
+            try:
+                texts[relative] = (self.path / relative).read_text()
+            except UnicodeDecodeError:
+                continue
+        return texts
+
     @property
     def package(self) -> str:
         """Its import package name."""

@@ -16,8 +16,8 @@ ACTIONS_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 
 def test_no_unrendered_jinja(rendered: Project) -> None:
     leftovers = []
-    for relative in rendered.rendered_files:
-        text = ACTIONS_EXPRESSION.sub("", (rendered.path / relative).read_text())
+    for relative, text in rendered.texts().items():
+        text = ACTIONS_EXPRESSION.sub("", text)
         leftovers += [f"{relative}: {match}" for match in JINJA.findall(text)]
     assert leftovers == []
 

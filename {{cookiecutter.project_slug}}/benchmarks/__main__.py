@@ -19,7 +19,9 @@ from . import {% if cookiecutter.include_api %}api_latency, {% endif %}payload, 
 from .sizes import SIZES, Size
 
 BENCHMARKS: dict[str, Callable[[Size, Callable[[str], None]], Any]] = {
-    "throughput": lambda size, progress: throughput.run(size.tasks, size.rounds, progress),
+    "throughput": lambda size, progress: throughput.run(
+        size.tasks, size.rounds, size.variants, progress
+    ),
     "payload": lambda size, progress: payload.run(size.payload_tasks, progress),
     "soak": lambda size, progress: soak.run(
         size.soak_tasks, size.soak_batch, size.leak_tasks, progress

@@ -11,6 +11,7 @@ class Size:
 
     tasks: int  # per throughput round
     rounds: int
+    variants: tuple[str, ...] | None  # the throughput rows to run; None: every one
     payload_tasks: int  # per payload size
     soak_tasks: int
     soak_batch: int  # RSS is sampled after each batch
@@ -22,15 +23,24 @@ SIZES = {
     "full": Size(
         tasks=2000,
         rounds=3,
+        variants=None,
         payload_tasks=500,
         soak_tasks=20_000,
         soak_batch=1000,
         leak_tasks=400,
         api_requests=2000,
     ),
+    # Each benchmark with a handful of tasks; throughput with one row of each kind, as
+    # every row starts a worker of its own.
     "tiny": Size(
         tasks=20,
         rounds=1,
+        variants=(
+            "bare Celery, defaults",
+            "bare + all the project's settings",
+            "project, typed task",
+            "project, plain task",
+        ),
         payload_tasks=5,
         soak_tasks=40,
         soak_batch=20,

@@ -103,12 +103,14 @@ def sender(app: Celery, typed: bool) -> Callable[[], AsyncResult[Any]]:
     return lambda: task.delay(**RECORD)
 
 
-def run(tasks: int, rounds: int, progress: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Every variant, ``rounds`` times; a row per variant with its best round."""
+def run(
+    tasks: int, rounds: int, only: tuple[str, ...] | None, progress: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Each variant (or those named in ``only``), ``rounds`` times; a row each, its best."""
     project = create_app(project_settings(PRODUCTION_LIKE))
     measured: dict[str, list[dict[str, float]]] = {}
     for round_number in range(1, rounds + 1):
-        for variant in variants():
+        for variant in (v for v in variants() if only is None or v.name in only):
             is_project = variant.worker.kind == "project"
             app = project if is_project else bare_app(variant.worker.celery)
             app.control.purge()

@@ -45,15 +45,16 @@ RESULT_TIMEOUT = 600
 PACKAGE = "{{ cookiecutter.package_name }}"
 
 # The production profile's worker behaviour on the test profile's broker (production
-# itself refuses a broker on 127.0.0.1): its time limits, logs and metrics.
+# itself refuses a broker on 127.0.0.1): the defaults the test profile shortens, and
+# production's logs and metrics.
 PRODUCTION_LIKE = {
     "tasks.soft_time_limit": "60",
     "tasks.time_limit": "90",
-    "tasks.cpu.soft_time_limit": "240",
-    "tasks.cpu.time_limit": "300",
+    "tasks.cpu.soft_time_limit": "20",
+    "tasks.cpu.time_limit": "30",
     "broker.visibility_timeout": "3600",
     "heartbeat.interval": "5",
-    "heartbeat.max_age": "30",
+    "heartbeat.max_age": "60",
     "log.level": "INFO",
     "log.json_format": "true",
     "metrics.enabled": "true",
@@ -200,6 +201,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+@dataclass(frozen=True)
+class Throughput:
+    """Tasks per second: published by the producer, and from first publish to last result."""
+
+    enqueue: float
+    end_to_end: float
+
+
 def send_and_wait(app: Celery, send: Callable[[], AsyncResult[Any]], count: int) -> Throughput:
     """Send ``count`` tasks, wait for every result; enqueue and end-to-end rates."""
     start = time.time()
@@ -213,11 +222,3 @@ def send_and_wait(app: Celery, send: Callable[[], AsyncResult[Any]], count: int)
         for _, meta in backend.get_many(ids, timeout=RESULT_TIMEOUT, interval=0.2)
     ]
     return Throughput(enqueue=count / (sent - start), end_to_end=count / (max(done) - start))
-
-
-@dataclass(frozen=True)
-class Throughput:
-    """Tasks per second: published by the producer, and from first publish to last result."""
-
-    enqueue: float
-    end_to_end: float

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 PROJECT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.timeout(600)  # it starts about ten workers, one after another
 def test_every_benchmark_runs_at_a_tiny_size(broker_app: ProjectCelery, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "benchmarks", "--size=tiny", f"--output={tmp_path}"]
     done = subprocess.run(  # noqa: S603 - our own command line

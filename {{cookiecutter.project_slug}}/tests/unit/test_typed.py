@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from celery.result import AsyncResult
 
@@ -108,6 +110,24 @@ def test_a_failure_without_propagate_comes_back_as_the_exception(
 def test_signatures_carry_json(local_app: ProjectCelery) -> None:
     signature = process_data.s(ProcessDataInput(value=1, label="a"))
     assert signature.args == ({"value": 1, "label": "a"},)
+
+
+def test_a_publish_dumps_the_input_model_once(
+    local_app: ProjectCelery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Celery's generic dump (which validates each dump again) gets JSON, nothing to do.
+    task: Any = local_app.tasks[process_data.name]  # the stubs know no pydantic attributes
+    dump = task._dump_pydantic_arguments
+    seen: list[object] = []
+
+    def recording(args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+        seen.append(args[0])
+        return dump(args, kwargs)
+
+    monkeypatch.setattr(task, "_dump_pydantic_arguments", recording)
+    record = ProcessDataInput(value=1, label="a")
+    process_data.delay(record)
+    assert seen == [record.model_dump(mode="json")]
 
 
 def test_plain_async_result_is_untyped(local_app: ProjectCelery) -> None:

@@ -157,35 +157,41 @@ class TypedTask(Task[[InT], OutT]):
         """An immutable signature: it ignores the previous result in a chain or chord."""
         return self.signature((payload.model_dump(mode="json"),), immutable=True)
 
-    def apply_async(  # type: ignore[override]  # narrower: the input model
-        self, args: tuple[InT] | None = None, kwargs: None = None, **options: Any
-    ) -> ModelResult[OutT]:
-        """Publish with options (countdown, queue, link_error, ...); ``delay`` comes here.
-
-        The input model goes out as its JSON dict, dumped here once. Celery's generic
-        dump would also validate the dump again, on every call, to check that it rebuilds
-        the same model: about 70 µs a publish (README, Performance), for what the
-        property tests already prove for every typed task's input model
-        (tests/property/test_models.py). Anything else, a subclass of the model
-        included, takes Celery's path.
-        """
-        if args and type(args[0]) is self.input_model:
-            args = (args[0].model_dump(mode="json"),)  # type: ignore[assignment]  # JSON now
-        return cast(ModelResult[OutT], super().apply_async(args, kwargs, **options))
-
     if TYPE_CHECKING:
-        # Typing only, the runtime is Celery's: the stubs type these from Task's
-        # parameters (any arguments for apply_async, results typed as if get() always
-        # returned the model), so they are declared again with what really arrives.
+        # Typing only: the stubs type these from Task's parameters (any arguments for
+        # apply_async, results typed as if get() always returned the model), so they are
+        # declared again with what really arrives. The runtime is Celery's, but for
+        # apply_async's below.
 
         def delay(self, payload: InT) -> ModelResult[OutT]:
             """Publish; the result's ``get()`` returns the output model."""
+
+        def apply_async(  # type: ignore[override]  # narrower: the input model
+            self, args: tuple[InT], kwargs: None = None, **options: Any
+        ) -> ModelResult[OutT]:
+            """Publish with options (countdown, queue, link_error, ...)."""
 
         def apply(self, *args: Any, **options: Any) -> EagerResult[Any]:
             """Run here, now, as a worker would; ``get()`` returns the stored JSON dict.
 
             Untyped, like a message from another producer: tests use it to send raw input.
             """
+
+    else:
+
+        def apply_async(self, args=None, kwargs=None, **options):
+            """Publish; ``delay`` and canvases come here. Typed above, for callers.
+
+            The input model goes out as its JSON dict, dumped here once. Celery's generic
+            dump would also validate the dump again, on every call, to check that it
+            rebuilds the same model: about 70 µs a publish (README, Performance), for what
+            the property tests already prove for every typed task's input model
+            (tests/property/test_models.py). Anything else, a subclass of the model
+            included, takes Celery's path.
+            """
+            if args and type(args[0]) is self.input_model:
+                args = (args[0].model_dump(mode="json"), *args[1:])
+            return super().apply_async(args, kwargs, **options)
 
 
 def typed_task(

@@ -1,0 +1,1 @@
+"""Benchmarks of the template itself (the generated project has its own)."""
