@@ -352,7 +352,7 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
     if settings.broker.is_amqp:
         # Publisher confirms: a publish returns once RabbitMQ has the message, so a
         # caller is never told "sent" for a message lost in a dropped connection.
-        return {"confirm_publish": True}
+        return {"confirm_publish": settings.broker.publisher_confirms}
     return {}
 
 

@@ -123,6 +123,10 @@ def test_credentials_are_inserted_and_quoted(local_settings: Settings) -> None:
     assert config["broker_url"] == "amqp://app:p%40ss%3Aw@rabbit:5672//"
     assert config["result_backend"] == "redis://:r@cache:6379/1"
     assert config["broker_transport_options"] == {"confirm_publish": True}
+    unconfirmed = settings.model_copy(
+        update={"broker": settings.broker.model_copy(update={"publisher_confirms": False})}
+    )
+    assert celery_config(unconfirmed)["broker_transport_options"] == {"confirm_publish": False}
 
 
 def test_cpu_tasks_are_routed_to_the_cpu_queue(local_app: ProjectCelery) -> None:
