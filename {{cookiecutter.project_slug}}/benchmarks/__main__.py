@@ -42,14 +42,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument(
+        "--size", choices=sorted(SIZES), default="full", help="tiny: a handful of tasks each"
+    )
     parser.add_argument(
         "--only",
         type=lambda text: text.split(","),
         default=list(BENCHMARKS),
-        help="comma-separated",
+        help=f"comma-separated, from: {', '.join(BENCHMARKS)} (default: all)",
     )
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("benchmarks/results"),
+        help="folder for the JSON, Markdown and PNG (default: benchmarks/results)",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.only) - set(BENCHMARKS))
     if unknown:
