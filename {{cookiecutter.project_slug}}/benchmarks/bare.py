@@ -20,8 +20,6 @@ from {{ cookiecutter.package_name }}.config import (
 
 from . import plain  # noqa: F401 - registers the plain task on every app, this one too
 
-BARE_QUEUE = "celery"  # Celery's default queue
-
 
 def bare_app(overrides: Mapping[str, Any] | None = None) -> Celery:
     """A Celery app with nothing of the project's but its broker and result URLs."""

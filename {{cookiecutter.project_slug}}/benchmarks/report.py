@@ -18,8 +18,6 @@ from {{ cookiecutter.package_name }}.config import (
     load_settings,
 )
 
-MIB = 2**20
-
 
 def machine() -> dict[str, Any]:
     """Where the numbers came from."""
