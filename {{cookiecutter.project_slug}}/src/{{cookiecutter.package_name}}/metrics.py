@@ -215,6 +215,29 @@ class WorkerMetrics:
         queue = task_queue(task, task.request if request is None else request)
         self.tasks.labels(task.name, queue, state).inc()
 
+    def run_started(self, task: Task[Any, Any]) -> None:
+        """``task`` starts in this pool process: one more busy, and its queue wait."""
+        request = task.request
+        queue = task_queue(task, request)
+        self.last_queue = queue
+        request.update(metrics_started=time.monotonic(), metrics_queue=queue)
+        self.busy.labels(self.node, queue).inc()
+        wait = queue_wait(request, time.time())
+        if wait is not None:
+            self.queue_wait.labels(task.name, queue).observe(wait)
+
+    def run_ended(self, task: Task[Any, Any], state: str | None, retval: Any = None) -> None:
+        """The run ``run_started`` saw has ended: one less busy, and its run time."""
+        started = getattr(task.request, "metrics_started", None)
+        if started is None:
+            return
+        queue = getattr(task.request, "metrics_queue", DEFAULT_QUEUE)
+        self.busy.labels(self.node, queue).dec()
+        self.runtime.labels(task.name, queue).observe(time.monotonic() - started)
+        # Reject(requeue=False) is a failure to Celery (task_failure, from the main process).
+        if state == states.REJECTED and getattr(retval, "requeue", False):
+            self.count(task, "rejected")
+
 
 # The metrics of the worker of this process; None when metrics are off (nothing is
 # recorded). Set in the main process before the pool forks, so pool processes have it.
@@ -247,32 +270,15 @@ def _stamp(headers: dict[str, Any] | None = None, **_: Any) -> None:
 
 
 def _on_prerun(task: Task[Any, Any], **_: Any) -> None:
-    metrics = _active
-    if metrics is None:
-        return
-    request = task.request
-    queue = task_queue(task, request)
-    metrics.last_queue = queue
-    request.update(metrics_started=time.monotonic(), metrics_queue=queue)
-    metrics.busy.labels(metrics.node, queue).inc()
-    wait = queue_wait(request, time.time())
-    if wait is not None:
-        metrics.queue_wait.labels(task.name, queue).observe(wait)
+    if _active is not None:
+        _active.run_started(task)
 
 
 def _on_postrun(
     task: Task[Any, Any], state: str | None = None, retval: Any = None, **_: Any
 ) -> None:
-    metrics = _active
-    started = getattr(task.request, "metrics_started", None)
-    if metrics is None or started is None:
-        return
-    queue = getattr(task.request, "metrics_queue", DEFAULT_QUEUE)
-    metrics.busy.labels(metrics.node, queue).dec()
-    metrics.runtime.labels(task.name, queue).observe(time.monotonic() - started)
-    # Reject(requeue=False) is a failure to Celery (task_failure, from the main process).
-    if state == states.REJECTED and getattr(retval, "requeue", False):
-        metrics.count(task, "rejected")
+    if _active is not None:
+        _active.run_ended(task, state, retval)
 
 
 def _on_success(sender: Task[Any, Any], **_: Any) -> None:

@@ -14,7 +14,7 @@ exception raised by a receiver and publishes anyway.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +37,7 @@ def check_publish(
     where the caller can still hear about it.
     """
     for task_name, step in [(name, options), *carried_steps(options)]:
-        delay = delay_of(step, app.now())
+        delay = delay_of(step, app.now)
         if delay is None:
             continue
         limit = time_limit_of(app, task_name, step, default_limit)
@@ -58,8 +58,12 @@ def refusal(name: str, delay: float, limit: float, timeout: float) -> str:
     )
 
 
-def delay_of(options: Mapping[str, Any], now: datetime) -> float | None:
-    """Seconds until the message is due, from its countdown or ETA; None if neither."""
+def delay_of(options: Mapping[str, Any], now: Callable[[], datetime]) -> float | None:
+    """Seconds until the message is due, from its countdown or ETA; None if neither.
+
+    ``now`` is asked only for an ETA: Celery's clock takes about 8 µs, and nearly every
+    publish has no delay at all.
+    """
     countdown, eta = options.get("countdown"), options.get("eta")
     if countdown:
         return float(countdown)
@@ -69,7 +73,7 @@ def delay_of(options: Mapping[str, Any], now: datetime) -> float | None:
         eta = datetime.fromisoformat(eta)
     if eta.tzinfo is None:  # Celery reads a naive ETA in the app's timezone: UTC here
         eta = eta.replace(tzinfo=UTC)
-    return float((eta - now).total_seconds())
+    return float((eta - now()).total_seconds())
 
 
 def time_limit_of(
