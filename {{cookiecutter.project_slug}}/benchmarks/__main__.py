@@ -15,13 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import {% if cookiecutter.include_api %}api_latency, {% endif %}payload, report, soak, throughput
+from . import {% if cookiecutter.include_api %}api_latency, {% endif %}layers, payload, report, soak, throughput
 from .sizes import SIZES, Size
 
 BENCHMARKS: dict[str, Callable[[Size, Callable[[str], None]], Any]] = {
     "throughput": lambda size, progress: throughput.run(
         size.tasks, size.rounds, size.variants, progress
     ),
+    "layers": lambda size, progress: layers.run(size.layer_calls, progress),
     "payload": lambda size, progress: payload.run(size.payload_tasks, progress),
     "soak": lambda size, progress: soak.run(
         size.soak_tasks, size.soak_batch, size.leak_tasks, progress

@@ -76,6 +76,8 @@ def markdown(document: dict[str, Any]) -> str:
     lines = [measured, ""]
     if "throughput" in document:
         lines += _throughput(document["throughput"])
+    if "layers" in document:
+        lines += _layers(document["layers"])
     if "payload" in document:
         lines += _payload(document["payload"])
     if "soak" in document:
@@ -98,11 +100,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _throughput(rows: list[dict[str, Any]]) -> list[str]:
     by_name = {row["variant"]: row for row in rows}
     lines = _table(
-        ["variant", "tasks/s", "vs bare", "enqueued/s", "worker CPU ms/task"],
+        ["variant", "tasks/s", "rounds", "vs bare", "enqueued/s", "worker CPU ms/task"],
         [
             [
                 row["variant"],
                 f"{row['tasks_per_second']:.0f}",
+                f"{row['slowest']:.0f} to {row['fastest']:.0f}",
                 f"{row['vs_bare']:.2f}",
                 f"{row['enqueue_per_second']:.0f}",
                 f"{row['cpu_ms_per_task']:.2f}",
@@ -116,6 +119,13 @@ def _throughput(rows: list[dict[str, Any]]) -> list[str]:
         enqueued = typed["enqueue_per_second"] / plain["enqueue_per_second"]
         lines += [f"Typed over plain: {end_to_end:.2f} end to end, {enqueued:.2f} enqueued.", ""]
     return lines
+
+
+def _layers(rows: list[dict[str, Any]]) -> list[str]:
+    return _table(
+        ["layer, timed in process", "where", "µs per task"],
+        [[row["layer"], row["side"], f"{row['us_per_task']:.1f}"] for row in rows],
+    )
 
 
 def _payload(payload: dict[str, Any]) -> list[str]:
@@ -201,9 +211,14 @@ def plot(document: dict[str, Any], path: Path) -> None:
 
 def _throughput_panel(axis: Axes, document: dict[str, Any]) -> None:
     rows = document["throughput"]
-    axis.barh([row["variant"] for row in rows], [row["tasks_per_second"] for row in rows])
+    medians = [row["tasks_per_second"] for row in rows]
+    spread = [
+        [row["tasks_per_second"] - row["slowest"] for row in rows],
+        [row["fastest"] - row["tasks_per_second"] for row in rows],
+    ]
+    axis.barh([row["variant"] for row in rows], medians, xerr=spread, capsize=3)
     axis.invert_yaxis()
-    axis.set_xlabel("tasks/s, first publish to last result (best round)")
+    axis.set_xlabel("tasks/s, first publish to last result (median round, slowest to fastest)")
     axis.set_title("Throughput, one worker, concurrency 2")
 
 

@@ -12,6 +12,7 @@ class Size:
     tasks: int  # per throughput round
     rounds: int
     variants: tuple[str, ...] | None  # the throughput rows to run; None: every one
+    layer_calls: int  # per timing of a layer
     payload_tasks: int  # per payload size
     soak_tasks: int
     soak_batch: int  # RSS is sampled after each batch
@@ -22,8 +23,9 @@ class Size:
 SIZES = {
     "full": Size(
         tasks=2000,
-        rounds=3,
+        rounds=5,
         variants=None,
+        layer_calls=10_000,
         payload_tasks=500,
         soak_tasks=20_000,
         soak_batch=1000,
@@ -41,6 +43,7 @@ SIZES = {
             "project, typed task",
             "project, plain task",
         ),
+        layer_calls=20,
         payload_tasks=5,
         soak_tasks=40,
         soak_batch=20,

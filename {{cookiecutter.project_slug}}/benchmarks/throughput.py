@@ -2,15 +2,18 @@
 
 One worker (prefork, concurrency 2) per round, one producer, ``process_data``'s work:
 the enqueue rate, and tasks per second from the first publish to the last result.
-Each round runs every variant in turn, so a noisy moment hits them all; a variant's
-best round counts. The typed and plain rows run the same work in the project's worker,
-as a typed task and as a plain Celery task.
+Each round runs every variant in turn, starting one further down the list each time,
+so a noisy moment or a place in the order does not favour one variant; a variant's
+median round counts, and its slowest and fastest rounds show the noise. The typed and
+plain rows run the same work in the project's worker, as a typed task and as a plain
+Celery task.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import median
 from typing import Any
 
 from celery import Celery
@@ -106,11 +109,13 @@ def sender(app: Celery, typed: bool) -> Callable[[], AsyncResult[Any]]:
 def run(
     tasks: int, rounds: int, only: tuple[str, ...] | None, progress: Callable[[str], None]
 ) -> list[dict[str, Any]]:
-    """Each variant (or those named in ``only``), ``rounds`` times; a row each, its best."""
+    """Each variant (or those named in ``only``), ``rounds`` times; a row each, its median."""
     project = create_app(project_settings(PRODUCTION_LIKE))
+    chosen = [v for v in variants() if only is None or v.name in only]
     measured: dict[str, list[dict[str, float]]] = {}
     for round_number in range(1, rounds + 1):
-        for variant in (v for v in variants() if only is None or v.name in only):
+        start = (round_number - 1) % len(chosen)
+        for variant in chosen[start:] + chosen[:start]:
             is_project = variant.worker.kind == "project"
             app = project if is_project else bare_app(variant.worker.celery)
             app.control.purge()
@@ -127,15 +132,20 @@ def run(
                 f"round {round_number}/{rounds}  {variant.name:<48} "
                 f"{rates.end_to_end:7.1f} tasks/s  {cpu_ms:5.2f} ms CPU/task"
             )
-    baseline = max(sample["end_to_end"] for sample in measured[BASELINE])
-    return [
-        {
-            "variant": name,
-            "tasks_per_second": max(sample["end_to_end"] for sample in samples),
-            "vs_bare": max(sample["end_to_end"] for sample in samples) / baseline,
-            "enqueue_per_second": max(sample["enqueue"] for sample in samples),
-            "cpu_ms_per_task": min(sample["cpu_ms"] for sample in samples),
-            "rounds": [sample["end_to_end"] for sample in samples],
-        }
-        for name, samples in measured.items()
-    ]
+    baseline = median(sample["end_to_end"] for sample in measured[BASELINE])
+    return [summary(variant.name, measured[variant.name], baseline) for variant in chosen]
+
+
+def summary(name: str, samples: list[dict[str, float]], baseline: float) -> dict[str, Any]:
+    """One row: the median round, its share of bare Celery's, and the spread of rounds."""
+    rates = [sample["end_to_end"] for sample in samples]
+    return {
+        "variant": name,
+        "tasks_per_second": median(rates),
+        "vs_bare": median(rates) / baseline,
+        "slowest": min(rates),
+        "fastest": max(rates),
+        "enqueue_per_second": median(sample["enqueue"] for sample in samples),
+        "cpu_ms_per_task": median(sample["cpu_ms"] for sample in samples),
+        "rounds": rates,
+    }

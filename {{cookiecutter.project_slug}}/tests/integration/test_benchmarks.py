@@ -34,6 +34,9 @@ def test_every_benchmark_runs_at_a_tiny_size(broker_app: ProjectCelery, tmp_path
     expected = {"bare Celery, defaults", "project, typed task", "project, plain task"}
     assert expected <= set(throughput)
     assert all(row["tasks_per_second"] > 0 for row in throughput.values())
+    layers = {row["layer"]: row["us_per_task"] for row in document["layers"]}
+    assert layers["typed task body: input validated, output dumped"] > 0
+    assert layers["metrics of a run (metrics.enabled)"] > 0
     assert [row["payload"] for row in document["payload"]["rows"]] == ["100 B", "10 KB", "1 MB"]
     assert "tasks.max_payload_bytes" in document["payload"]["default_limit_refuses_largest"]
     leak = document["soak"]["leak"]
@@ -44,4 +47,5 @@ def test_every_benchmark_runs_at_a_tiny_size(broker_app: ProjectCelery, tmp_path
     broker = broker_app.settings.broker.scheme
     table = (tmp_path / f"{broker}.md").read_text()
     assert "| bare Celery, defaults |" in table
+    assert "| metrics of a run (metrics.enabled) | worker |" in table
     assert (tmp_path / f"{broker}.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
