@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: run the benchmarks, write JSON, a Markdown table and a plot.
+"""Run the benchmarks; write their results as JSON, Markdown tables and a plot.
 
     uv run python -m benchmarks [--size tiny|full] [--only throughput,soak,...] [--output DIR]
 

@@ -21,12 +21,9 @@ from typing import Any
 
 from celery import Task, states
 from celery.signals import task_postrun, task_prerun
-from prometheus_client import values as prometheus_values
 
 from {{ cookiecutter.package_name }} import (
     observability,
-    payload_size,
-    scheduling,
 )
 from {{ cookiecutter.package_name }}.celery_app import (
     DEFAULT_QUEUE,
@@ -35,10 +32,9 @@ from {{ cookiecutter.package_name }}.celery_app import (
     send_task_call,
 )
 from {{ cookiecutter.package_name }}.metrics import (
-    MULTIPROCESS_VARIABLE,
     STATE_LABELS,
     WorkerMetrics,
-    use_multiprocess_dir,
+    multiprocess_dir,
 )
 from {{ cookiecutter.package_name }}.tasks.data import (
     ProcessDataInput,
@@ -71,12 +67,11 @@ def run(number: int, progress: Callable[[str], None]) -> list[Row]:
 
 
 def publish_rows(app: ProjectCelery, number: int) -> list[Row]:
-    """What a typed publish adds in the caller: the input's dump, then the two checks."""
-    settings = app.settings
+    """What a typed publish adds in the caller: the input's dump, then the publish checks."""
     payload = ProcessDataInput.model_validate(RECORD)
     call = send_task_call(((payload.model_dump(mode="json"),), None), {})
-    limit = settings.tasks.max_payload_bytes
-    rows = [
+    checks = "payload size" + (", delay (Redis)" if app.settings.broker.is_redis else "")
+    return [
         row(
             "publish",
             "typed input to JSON (TypedTask.apply_async)",
@@ -85,18 +80,11 @@ def publish_rows(app: ProjectCelery, number: int) -> list[Row]:
         ),
         row(
             "publish",
-            "payload size check (tasks.max_payload_bytes)",
-            lambda: payload_size.check_payload(process_data.name, call, limit),
+            f"publish checks: {checks}",
+            lambda: app.check_publish(process_data.name, call),
             number,
         ),
     ]
-    if settings.broker.is_redis:
-        timeout, default_limit = settings.broker.visibility_timeout, settings.tasks.time_limit
-        check = lambda: scheduling.check_publish(  # noqa: E731 - named for the line below
-            app, process_data.name, call, timeout=timeout, default_limit=default_limit
-        )
-        rows.append(row("publish", "delay check (scheduling.py, Redis only)", check, number))
-    return rows
 
 
 def worker_rows(app: ProjectCelery, number: int) -> list[Row]:
@@ -182,16 +170,9 @@ def logs_to_nowhere(app: ProjectCelery, level: str) -> Iterator[None]:
 
 @contextmanager
 def worker_metrics() -> Iterator[WorkerMetrics]:
-    """A worker's metrics in a folder of their own; this process's settings after, as before."""
-    saved = os.environ.get(MULTIPROCESS_VARIABLE)
-    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as folder:
-        use_multiprocess_dir(Path(folder) / "metrics")
-        try:
-            yield WorkerMetrics.create("layers@bench", (DEFAULT_QUEUE,), max_memory_kib=None)
-        finally:
-            if saved is None:
-                os.environ.pop(MULTIPROCESS_VARIABLE, None)
-            else:
-                os.environ[MULTIPROCESS_VARIABLE] = saved
-            # prometheus-client picks in-memory or file values by that variable.
-            prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
+    """A worker's metrics in a folder of their own, for as long as the block runs."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-metrics-") as folder,
+        multiprocess_dir(Path(folder) / "metrics"),
+    ):
+        yield WorkerMetrics.create("layers@bench", (DEFAULT_QUEUE,), max_memory_kib=None)

@@ -18,6 +18,8 @@ from {{ cookiecutter.package_name }}.config import (
     load_settings,
 )
 
+RUN_KEYS = {"date", "size", "machine"}  # what a run's JSON holds besides its results
+
 
 def machine() -> dict[str, Any]:
     """Where the numbers came from."""
@@ -43,33 +45,53 @@ def _cpu_model() -> str:
 
 
 def write(results: dict[str, Any], size: str, folder: Path) -> list[Path]:
-    """Write the run's JSON (dated), and the broker's latest Markdown and PNG."""
+    """Write the run's JSON (dated); then the broker's Markdown and PNG, from ``latest``."""
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
-    document: dict[str, Any] = {
-        "date": now.isoformat(timespec="seconds"),
-        "size": size,
-        "machine": machine(),
-    }
-    document |= results
-    broker = document["machine"]["broker"]
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    box = machine()
+    run = {"date": now.isoformat(timespec="seconds"), "size": size, "machine": box}
+    broker = box["broker"]
     paths = [
-        folder / f"{stamp}-{broker}-{size}.json",
+        folder / f"{now:%Y%m%dT%H%M%S.%fZ}-{broker}-{size}.json",
         folder / f"{broker}.md",
         folder / f"{broker}.png",
     ]
-    paths[0].write_text(json.dumps(document, indent=2) + "\n")
+    paths[0].write_text(json.dumps(run | results, indent=2) + "\n")
+    document = latest(folder, size, box)
     paths[1].write_text(markdown(document))
     plot(document, paths[2])
     return paths
+
+
+def latest(folder: Path, size: str, box: dict[str, Any]) -> dict[str, Any]:
+    """Each benchmark's newest run in ``folder`` at this size on this machine, together.
+
+    So a run of some benchmarks (``--only``) replaces their tables and keeps the others'.
+    A run on another machine, or with another Python or Celery, is not mixed in.
+    """
+    document: dict[str, Any] = {"size": size, "machine": box, "dates": {}}
+    # The file names start with the UTC time, so they sort oldest first.
+    for path in sorted(folder.glob(f"*-{box['broker']}-{size}.json")):
+        run = json.loads(path.read_text())
+        if run["machine"] != box:
+            continue
+        for name in run.keys() - RUN_KEYS:
+            document[name] = run[name]
+            document["dates"][name] = run["date"][:10]
+    return document
+
+
+def _measured_on(document: dict[str, Any]) -> str:
+    """The day the tables were measured, or the first and last of them."""
+    days = sorted(set(document["dates"].values()))
+    return days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
 
 
 def markdown(document: dict[str, Any]) -> str:
     """The tables of a run, headed by the machine it ran on."""
     box = document["machine"]
     measured = (
-        f"Measured {document['date'][:10]} on {box['cpu']}, {box['cpus']} CPUs, "
+        f"Measured {_measured_on(document)} on {box['cpu']}, {box['cpus']} CPUs, "
         f"{box['memory_gib']} GiB, {box['system']}; Python {box['python']}, Celery "
         f"{box['celery']}, {box['broker']}; size {document['size']}."
     )
@@ -87,8 +109,9 @@ def markdown(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    aligned = ["---"] + ["---:"] * (len(header) - 1)
+def _table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> list[str]:
+    """A Markdown table: the first ``text_columns`` left-aligned, the numbers right."""
+    aligned = ["---"] * text_columns + ["---:"] * (len(header) - text_columns)
     return [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(aligned) + "|",
@@ -125,6 +148,7 @@ def _layers(rows: list[dict[str, Any]]) -> list[str]:
     return _table(
         ["layer, timed in process", "where", "µs per task"],
         [[row["layer"], row["side"], f"{row['us_per_task']:.1f}"] for row in rows],
+        text_columns=2,
     )
 
 
@@ -205,7 +229,7 @@ def plot(document: dict[str, Any], path: Path) -> None:
     for axis, panel in zip(axes[0], panels, strict=False):
         panel(axis, document)
     box = document["machine"]
-    figure.suptitle(f"{box['broker']}, {box['cpu']}, {box['cpus']} CPUs, {document['date'][:10]}")
+    figure.suptitle(f"{box['broker']}, {box['cpu']}, {box['cpus']} CPUs, {_measured_on(document)}")
     figure.savefig(path, dpi=100)
 
 

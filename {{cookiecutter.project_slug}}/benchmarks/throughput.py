@@ -139,10 +139,11 @@ def run(
 def summary(name: str, samples: list[dict[str, float]], baseline: float) -> dict[str, Any]:
     """One row: the median round, its share of bare Celery's, and the spread of rounds."""
     rates = [sample["end_to_end"] for sample in samples]
+    middle = median(rates)
     return {
         "variant": name,
-        "tasks_per_second": median(rates),
-        "vs_bare": median(rates) / baseline,
+        "tasks_per_second": middle,
+        "vs_bare": middle / baseline,
         "slowest": min(rates),
         "fastest": max(rates),
         "enqueue_per_second": median(sample["enqueue"] for sample in samples),

@@ -89,14 +89,24 @@ class RunningWorker:
         return sum(_quietly(lambda p: p.memory_info().rss, p) for p in self.processes())
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) the worker and its live pool processes have used."""
-        return sum(
-            _quietly(lambda p: sum(p.cpu_times()[:2]), process) for process in self.processes()
-        )
+        """CPU time (user + system) of the worker and its pool processes, recycled ones too.
+
+        A pool process that has exited cannot be read, but once the worker has reaped it
+        its time is in the worker's own ``children_*`` times.
+        """
+        main, *pool = self.processes()
+        own = main.cpu_times()
+        reaped = own.children_user + own.children_system
+        return own.user + own.system + reaped + sum(_quietly(_cpu, process) for process in pool)
 
     def pool_pids(self) -> set[int]:
         """The pool processes' ids: a new id means a process was recycled."""
         return {process.pid for process in self.processes()[1:]}
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def _quietly(read: Callable[[psutil.Process], float], process: psutil.Process) -> float:

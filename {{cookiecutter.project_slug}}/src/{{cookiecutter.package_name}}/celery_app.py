@@ -7,6 +7,7 @@ so tests build an app from test settings and the CLI from the active profile.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -54,27 +55,35 @@ class ProjectCelery(Celery):
         super().__init__(PACKAGE, include=task_modules(f"{PACKAGE}.tasks"))
         self.settings = settings
         self.provider = provider
+        # The hard time limit of a task this process does not know (a publish by name):
+        # the longest any queue gives, the worst case for the delay check.
+        self.unknown_task_limit = max(
+            queue_limits(settings.tasks, queue)[0].time_limit for queue in QUEUES
+        )
 
     def send_task(self, name: str, *args: Any, **options: Any) -> AsyncResult[Any]:
-        """Publish a task; refuse oversize arguments, and on Redis a delay run twice.
+        """Publish a task once ``check_publish`` has let it through.
 
-        Every publish passes here (``delay``, ``apply_async``, canvases, retries), so the
-        caller gets ``PayloadTooLargeError`` (payload_size.py) or ``DelayTooLongError``
-        (scheduling.py) before anything is sent.
+        Every publish passes here (``delay``, ``apply_async``, canvases, retries).
         """
-        # One cheap reading of the call, by name, for both checks (see send_task_call).
-        call = send_task_call(args, options)
+        self.check_publish(name, send_task_call(args, options))
+        return super().send_task(name, *args, **options)
+
+    def check_publish(self, name: str, call: Mapping[str, Any]) -> None:
+        """Refuse, before anything is sent, oversize arguments and on Redis a delay run twice.
+
+        ``call`` is ``send_task``'s arguments by name (``send_task_call``). Raises
+        ``PayloadTooLargeError`` (payload_size.py) or ``DelayTooLongError`` (scheduling.py).
+        """
         payload_size.check_payload(name, call, self.settings.tasks.max_payload_bytes)
         if self.settings.broker.is_redis:
-            tasks = self.settings.tasks
             scheduling.check_publish(
                 self,
                 name,
                 call,
                 timeout=self.settings.broker.visibility_timeout,
-                default_limit=max(queue_limits(tasks, queue)[0].time_limit for queue in QUEUES),
+                default_limit=self.unknown_task_limit,
             )
-        return super().send_task(name, *args, **options)
 
 
 # send_task's parameters that may come by position after ``name``, in order: args,
@@ -89,7 +98,7 @@ _POSITIONAL = tuple(
 def send_task_call(args: tuple[Any, ...], options: dict[str, Any]) -> dict[str, Any]:
     """``send_task``'s arguments after ``name``, by name, whether given by position or not.
 
-    Both publish checks read the call from this one mapping. It runs on every publish:
+    ``check_publish`` reads the call from this one mapping. It runs on every publish:
     naming the positional arguments from a precomputed list costs under 1 µs, where
     ``inspect.Signature.bind`` took about 13 µs. A malformed call (too many arguments,
     one given twice) is left for Celery's own signature to refuse.

@@ -36,6 +36,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -107,6 +108,24 @@ def use_multiprocess_dir(directory: Path) -> None:
     # imported, and any module may have imported it before this ran: choose again now
     # that the folder is known (the choice is read each time a metric value is created).
     prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+@contextmanager
+def multiprocess_dir(directory: Path) -> Iterator[None]:
+    """``use_multiprocess_dir`` for the block; then this process's metrics as they were.
+
+    For a worker's metrics in a process that is not a worker (the layers benchmark).
+    """
+    saved = os.environ.get(MULTIPROCESS_VARIABLE)
+    use_multiprocess_dir(directory)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(MULTIPROCESS_VARIABLE, None)
+        else:
+            os.environ[MULTIPROCESS_VARIABLE] = saved
+        prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 def recycle_reason(exitcode: int | None, rss_kib: int, max_memory_kib: int | None) -> str | None:

@@ -6,8 +6,8 @@ worker process that receives the message decodes all of it. A blob in the argume
 file's bytes, a whole report) multiplies that by every call; pass a reference to where
 the data lives (a URL, an id) instead.
 
-``ProjectCelery.send_task`` calls ``check_payload`` before anything is sent, for every
-broker; every publish goes through it: ``delay``, ``apply_async``, signatures and
+``ProjectCelery.check_publish`` calls ``check_payload`` before anything is sent, for
+every broker; every publish goes through it: ``delay``, ``apply_async``, signatures and
 canvases, retries, ``send_task``. The API's ``api.max_body_bytes`` bounds a request
 body, not what a task is sent from elsewhere (the CLI, beat, other tasks), so this
 applies at every publish whatever the body limit.

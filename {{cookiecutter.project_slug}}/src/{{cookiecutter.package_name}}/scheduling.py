@@ -6,8 +6,8 @@ Redis has no real acknowledgement: it hands a message out again once it has been
 unacknowledged for ``broker.visibility_timeout`` seconds. A delay plus the task's hard
 time limit at or beyond that timeout therefore runs the task twice (or more).
 
-``ProjectCelery.send_task`` calls ``check_publish`` before anything is sent; every
-publish goes through it: ``delay``, ``apply_async``, signatures and canvases, retries,
+``ProjectCelery.check_publish`` calls ``check_publish`` here before anything is sent;
+every publish goes through it: ``delay``, ``apply_async``, signatures and canvases, retries,
 ``send_task``. Celery's ``before_task_publish`` signal cannot do this: Celery logs an
 exception raised by a receiver and publishes anyway.
 """

@@ -107,6 +107,18 @@ def test_each_queue_worker_has_its_own_port() -> None:
     assert metrics_port(9808, ("default", "cpu")) == 9808
 
 
+def test_a_borrowed_metrics_folder_is_given_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(metrics.MULTIPROCESS_VARIABLE, raising=False)
+    monkeypatch.setattr(prometheus_values, "ValueClass", prometheus_values.MutexValue)
+    with metrics.multiprocess_dir(tmp_path / "metrics"):
+        assert os.environ[metrics.MULTIPROCESS_VARIABLE] == str(tmp_path / "metrics")
+        assert prometheus_values.ValueClass is not prometheus_values.MutexValue  # file-backed
+    assert metrics.MULTIPROCESS_VARIABLE not in os.environ
+    assert prometheus_values.ValueClass is prometheus_values.MutexValue
+
+
 def test_recycles_are_told_apart_by_memory_at_exit() -> None:
     assert recycle_reason(EX_RECYCLE, rss_kib=300_000, max_memory_kib=250_000) == "max_memory"
     assert recycle_reason(EX_RECYCLE, rss_kib=100_000, max_memory_kib=250_000) == "max_tasks"
