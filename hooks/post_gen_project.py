@@ -29,7 +29,7 @@ def paths_to_remove(answers: dict[str, Any]) -> list[Path]:
         ]
     if answers["broker"] != "rabbitmq":  # Redis has no dead-letter queue
         removed += [package / "dead_letters.py", Path("tests/unit/test_dead_letters.py")]
-    # The benchmark plot of the other broker (README, Performance shows this one's).
+    # The benchmark plot of the other broker (docs/performance.md shows this one's).
     removed += [
         Path("docs") / f"performance-{broker}.png"
         for broker in ("redis", "rabbitmq")

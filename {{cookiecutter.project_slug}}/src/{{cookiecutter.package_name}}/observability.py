@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 # Celery's own line for each task received and each task succeeded: our record of the
 # run (below) already gives its task, id, state and duration. The "received" one comes
 # from the worker's main process, the one that feeds every pool process, and cost about
-# 10 % of a short task's throughput (README, Performance). Failures and retries are
+# 10 % of a short task's throughput (docs/performance.md). Failures and retries are
 # still logged; at log.level DEBUG these lines come back too.
 CELERY_TASK_LINES = ("celery.worker.strategy", "celery.app.trace")
 

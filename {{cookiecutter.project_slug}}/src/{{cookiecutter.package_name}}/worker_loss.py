@@ -13,7 +13,7 @@ message is rejected, so RabbitMQ moves it to ``dead_letter``.
 Only redeliveries are counted: both brokers mark them (RabbitMQ's ``redelivered``
 flag; kombu sets it on every message Redis gets back), and a first delivery, nearly
 every one, then costs no Redis round trip at all, where counting every run cost two
-(about 5 % of a short task's throughput, README, Performance).
+(about 5 % of a short task's throughput, docs/performance.md).
 
 Why by hand: Celery's ``task_retry_on_worker_lost`` bounds only the death of a pool
 process seen by a surviving worker, by ``max_retries`` (shared with ordinary retries,

@@ -147,7 +147,7 @@ class BrokerSettings(ServiceSettings):
     connection_timeout: Seconds = 5
     # RabbitMQ only: a publish returns once RabbitMQ has the message, so no caller is
     # told "sent" for a message a dropped connection lost. Each publish waits for it:
-    # about a third of a single producer's rate (README, Performance).
+    # about 30 % of a single producer's rate (docs/performance.md).
     publisher_confirms: bool = True
 
 
@@ -253,8 +253,8 @@ class WorkerSettings(Section):
 
     queues: tuple[str, ...] = ("default", "cpu")
     concurrency: Annotated[int, Field(ge=1)] = 2
-    # Each replacement starts a new pool process: at 1,000 short tasks, that cost about
-    # 9 % of their throughput (README, Performance). The leak guard is the memory limit
+    # Each replacement starts a new pool process: at 1,000 short tasks, that cost 10 to
+    # 14 % of their throughput (docs/performance.md). The leak guard is the memory limit
     # below; this bounds slow drift under it. The cpu queue's long tasks keep 1,000.
     max_tasks_per_child: Annotated[int, Field(ge=1)] = 10_000
     # The memory-leak guard: a pool process above this resident size (KiB) is

@@ -184,7 +184,7 @@ class TypedTask(Task[[InT], OutT]):
 
             The input model goes out as its JSON dict, dumped here once. Celery's generic
             dump would also validate the dump again, on every call, to check that it
-            rebuilds the same model: about 70 µs a publish (README, Performance), for what
+            rebuilds the same model: about 70 µs a publish (docs/performance.md), for what
             the property tests already prove for every typed task's input model
             (tests/property/test_models.py). Anything else, a subclass of the model
             included, takes Celery's path.
