@@ -200,8 +200,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 settings.tasks.max_worker_losses, memory=settings.results.expires
             ),
         ],
-        # No STARTED state per task: one more result-store write each, 11 % of a short
-        # task's throughput on Redis (docs/performance.md). A long task whose callers poll
+        # No STARTED state per task: one more result-store write each, 15 to 21 % of a
+        # short task's throughput (docs/performance.md). A long task whose callers poll
         # its status opts in with @typed_task(track_started=True), as render_thumbnail does.
         "task_track_started": False,
         "worker_max_tasks_per_child": settings.worker.max_tasks_per_child,

@@ -1,4 +1,5 @@
-"""The README and .env.example document every setting, so neither drifts from the model."""
+"""The README and .env.example document every setting, so neither drifts from the model;
+the README quotes the benchmark run that docs/performance.md holds."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..monitoring import alert_rules
 
 PROJECT = Path(__file__).resolve().parents[2]
 README = PROJECT / "README.md"
+PERFORMANCE = PROJECT / "docs" / "performance.md"
 # Periodic entries are named by the user: their keys are documented as the section.
 SCHEDULE = "beat.schedule"
 
@@ -102,3 +104,16 @@ def test_every_alert_has_a_runbook_entry_its_link_reaches() -> None:
         assert fragment in anchors, rule["alert"]
         assert f"[`{rule['alert']}`](#{fragment})" in runbook["body"], "listed in the table"
         assert len(entries[rule["alert"]].split()) >= 30, f"{rule['alert']}: say what to do"
+
+
+def test_the_readme_quotes_the_benchmark_run_of_docs_performance() -> None:
+    """Its rows and the machine they ran on, word for word: a new run updates both."""
+    text = README.read_text()
+    section = re.search(r"^## Performance$(?P<body>.*?)(?=^## )", text, re.M | re.S)
+    assert section is not None, "no '## Performance' section"
+    quoted = [
+        line for line in section["body"].splitlines() if line.startswith(("| ", "Measured "))
+    ]
+    assert len(quoted) >= 4, "the machine line, the header and the rows"
+    documented = set(PERFORMANCE.read_text().splitlines())
+    assert [line for line in quoted if line not in documented] == []
