@@ -119,7 +119,7 @@ def create_app(settings: Settings, provider: ResourceProvider | None = None) -> 
     app.steps["consumer"].add(Heartbeat)  # for `probe --liveness|--readiness`
     if settings.metrics.enabled:
         app.steps["worker"].add(metrics.MetricsServer)  # /metrics on the worker's port
-    metrics.connect_signals()  # records only in a worker that serves metrics
+    metrics.connect_signals()  # every publish carries its time, for the wait metric
     observability.connect_signals()
     observability.hide_task_data(not settings.log.task_data)
     worker_loss.connect_signals()

@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +58,7 @@ from celery.signals import (
     task_unknown,
     worker_process_shutdown,
 )
+from celery.utils.dispatch import Signal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client import values as prometheus_values
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -257,96 +258,75 @@ class WorkerMetrics:
         if state == states.REJECTED and getattr(retval, "requeue", False):
             self.count(task, "rejected")
 
+    def connect(self) -> None:
+        """Record from Celery's signals: in this process, and in the pool processes it
+        forks later. Replaces the receivers of metrics connected before."""
+        for signal, receiver in self._receivers():
+            signal.disconnect(dispatch_uid=f"metrics.{receiver.__name__}")
+            signal.connect(receiver, weak=False, dispatch_uid=f"metrics.{receiver.__name__}")
 
-# The metrics of the worker of this process; None when metrics are off (nothing is
-# recorded). Set in the main process before the pool forks, so pool processes have it.
-_active: WorkerMetrics | None = None
+    def disconnect(self) -> None:
+        """Record nothing more."""
+        for signal, receiver in self._receivers():
+            signal.disconnect(dispatch_uid=f"metrics.{receiver.__name__}")
+
+    def _receivers(self) -> list[tuple[Signal, Callable[..., None]]]:
+        return [
+            (task_prerun, self._on_prerun),
+            (task_postrun, self._on_postrun),
+            (task_success, self._on_success),
+            (task_failure, self._on_failure),
+            (task_retry, self._on_retry),
+            (task_revoked, self._on_revoked),
+            (task_rejected, self._on_refused),
+            (task_unknown, self._on_refused),
+            (worker_process_shutdown, self._on_process_shutdown),
+        ]
+
+    def _on_prerun(self, task: Task[Any, Any], **_: Any) -> None:
+        self.run_started(task)
+
+    def _on_postrun(
+        self, task: Task[Any, Any], state: str | None = None, retval: Any = None, **_: Any
+    ) -> None:
+        self.run_ended(task, state, retval)
+
+    def _on_success(self, sender: Task[Any, Any], **_: Any) -> None:
+        self.count(sender, STATE_LABELS[states.SUCCESS])
+
+    def _on_failure(self, sender: Task[Any, Any], **_: Any) -> None:
+        self.count(sender, STATE_LABELS[states.FAILURE])
+
+    def _on_retry(self, sender: Task[Any, Any], request: Any = None, **_: Any) -> None:
+        self.count(sender, STATE_LABELS[states.RETRY], request)
+
+    def _on_revoked(self, sender: Task[Any, Any], request: Any = None, **_: Any) -> None:
+        self.count(sender, "revoked", request)
+
+    def _on_refused(self, message: Any, name: str | None = None, **_: Any) -> None:
+        """A message the worker refused unrun: not JSON, not a task, or a task it does
+        not know (``task_unknown`` names it)."""
+        name = name or str((message.headers or {}).get("task") or "unknown")
+        queue = str(message.delivery_info.get("routing_key") or DEFAULT_QUEUE)
+        self.tasks.labels(name, queue, "rejected").inc()
+
+    def _on_process_shutdown(self, pid: int, exitcode: int | None = None, **_: Any) -> None:
+        """A pool process exits: count a recycle, drop its busy count."""
+        reason = recycle_reason(exitcode, mem_rss(), self.max_memory_kib)
+        if reason is not None:
+            self.recycles.labels(self.node, self.last_queue, reason).inc()
+        mark_process_dead(pid)  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
 
 def connect_signals() -> None:
-    """Hook the metrics into Celery's signals (idempotent); they record nothing while
-    no worker of this process serves metrics."""
-    # Every publish carries its time, whichever process publishes, so any worker with
-    # metrics on can measure the wait.
+    """Stamp every publish with its time (idempotent), whichever process publishes, so
+    any worker with metrics on can measure the wait."""
     before_task_publish.connect(_stamp, weak=False, dispatch_uid="metrics.stamp")
-    for signal, handler in (
-        (task_prerun, _on_prerun),
-        (task_postrun, _on_postrun),
-        (task_success, _on_success),
-        (task_failure, _on_failure),
-        (task_retry, _on_retry),
-        (task_revoked, _on_revoked),
-        (task_rejected, _on_rejected),
-        (task_unknown, _on_unknown),
-        (worker_process_shutdown, _on_process_shutdown),
-    ):
-        signal.connect(handler, weak=False, dispatch_uid=f"metrics.{handler.__name__}")
 
 
 def _stamp(headers: dict[str, Any] | None = None, **_: Any) -> None:
     if headers is not None:
         headers[PUBLISHED_AT] = time.time()  # a retry's publish starts a new wait
-
-
-def _on_prerun(task: Task[Any, Any], **_: Any) -> None:
-    if _active is not None:
-        _active.run_started(task)
-
-
-def _on_postrun(
-    task: Task[Any, Any], state: str | None = None, retval: Any = None, **_: Any
-) -> None:
-    if _active is not None:
-        _active.run_ended(task, state, retval)
-
-
-def _on_success(sender: Task[Any, Any], **_: Any) -> None:
-    if _active is not None:
-        _active.count(sender, STATE_LABELS[states.SUCCESS])
-
-
-def _on_failure(sender: Task[Any, Any], **_: Any) -> None:
-    if _active is not None:
-        _active.count(sender, STATE_LABELS[states.FAILURE])
-
-
-def _on_retry(sender: Task[Any, Any], request: Any = None, **_: Any) -> None:
-    if _active is not None:
-        _active.count(sender, STATE_LABELS[states.RETRY], request)
-
-
-def _on_revoked(sender: Task[Any, Any], request: Any = None, **_: Any) -> None:
-    if _active is not None:
-        _active.count(sender, "revoked", request)
-
-
-def _on_rejected(message: Any, **_: Any) -> None:
-    """A message the worker refused unrun (not JSON, not a task): nothing ran."""
-    metrics = _active
-    if metrics is None:
-        return
-    name = str((message.headers or {}).get("task") or "unknown")
-    queue = str(message.delivery_info.get("routing_key") or DEFAULT_QUEUE)
-    metrics.tasks.labels(name, queue, "rejected").inc()
-
-
-def _on_unknown(message: Any, name: str, **_: Any) -> None:
-    """A task this worker does not know: refused unrun."""
-    metrics = _active
-    if metrics is not None:
-        queue = str(message.delivery_info.get("routing_key") or DEFAULT_QUEUE)
-        metrics.tasks.labels(name, queue, "rejected").inc()
-
-
-def _on_process_shutdown(pid: int, exitcode: int | None = None, **_: Any) -> None:
-    """A pool process exits: count a recycle, drop its busy count."""
-    metrics = _active
-    if metrics is None:
-        return
-    reason = recycle_reason(exitcode, mem_rss(), metrics.max_memory_kib)
-    if reason is not None:
-        metrics.recycles.labels(metrics.node, metrics.last_queue, reason).inc()
-    mark_process_dead(pid)  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
 
 def reap_dead_processes(directory: Path) -> None:
@@ -390,7 +370,6 @@ class MetricsServer(bootsteps.StartStopStep):
 
     def __init__(self, parent: WorkController, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
-        global _active  # one worker per process; its pool processes inherit it
         settings = cast("ProjectCelery", parent.app).settings
         node = str(cast(Any, parent).hostname)
         queues = tuple(parent.app.amqp.queues.consume_from)
@@ -409,11 +388,11 @@ class MetricsServer(bootsteps.StartStopStep):
                 "this queue on this host? give it another metrics.port"
             )
             raise ConfigError(setting_problem(settings, "metrics.port", message)) from None
-        _active = metrics
+        self.metrics = metrics
+        metrics.connect()  # before the pool forks: its processes inherit the receivers
 
     def shutdown(self, parent: WorkController) -> None:  # noqa: ARG002 - Celery passes it
-        """The worker is done: stop serving."""
-        global _active
-        _active = None
+        """The worker is done: stop recording and serving."""
+        self.metrics.disconnect()
         self.server.shutdown()
         self.server.server_close()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,8 +18,19 @@ from typing import Any
 
 import pytest
 from billiard.pool import EX_OK, EX_RECYCLE
-from celery import states
+from celery import Task, states
 from celery.exceptions import Reject
+from celery.signals import (
+    task_failure,
+    task_postrun,
+    task_prerun,
+    task_rejected,
+    task_retry,
+    task_revoked,
+    task_success,
+    task_unknown,
+    worker_process_shutdown,
+)
 from prometheus_client import CollectorRegistry
 from prometheus_client import values as prometheus_values
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -84,7 +96,6 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Multiprocess mode in a folder of this test; the process's own mode comes back after."""
     monkeypatch.setenv(metrics.MULTIPROCESS_VARIABLE, "")
     monkeypatch.setattr(prometheus_values, "ValueClass", prometheus_values.ValueClass)
-    monkeypatch.setattr(metrics, "_active", None)
     directory = tmp_path / "metrics"
     metrics.use_multiprocess_dir(directory)
     return directory
@@ -152,26 +163,48 @@ def request_of(queue: str, **fields: Any) -> dict[str, Any]:
     return {"delivery_info": {"routing_key": queue}, **fields}
 
 
-def test_runs_are_counted_by_task_queue_and_state(local_app: ProjectCelery, folder: Path) -> None:
-    worker = WorkerMetrics.create("unit@host", ("default", "cpu"), max_memory_kib=None)
-    metrics._active = worker
+def a_run(task: Task[Any, Any], state: str, retval: Any = None) -> None:
+    """The signals a worker's pool process sends around one run of ``task``."""
+    task_prerun.send(sender=task, task_id="unit", task=task, args=(), kwargs={})
+    if state == states.SUCCESS:
+        task_success.send(sender=task, result=retval)
+    task_postrun.send(
+        sender=task, task_id="unit", task=task, args=(), kwargs={}, retval=retval, state=state
+    )
+
+
+@pytest.fixture
+def recording(folder: Path) -> Iterator[WorkerMetrics]:
+    """A worker's metrics, recording from Celery's signals for the test."""
+    worker = WorkerMetrics.create("unit@host", ("default", "cpu"), max_memory_kib=1024)
+    worker.connect()
+    yield worker
+    worker.disconnect()
+
+
+def test_runs_are_counted_by_task_queue_and_state(
+    local_app: ProjectCelery, folder: Path, recording: WorkerMetrics
+) -> None:
     task = local_app.tasks[process_data.name]
+    retried = SimpleNamespace(**request_of("cpu"), task=task.name, id="unit", retries=1)
+    revoked = SimpleNamespace(**request_of("default"))
     task.push_request(**request_of("cpu", published_at=time.time() - 2))
     try:
-        metrics._on_prerun(task)
+        task_prerun.send(sender=task, task_id="unit", task=task, args=(), kwargs={})
         busy = collected(folder)
-        metrics._on_success(task)
-        metrics._on_postrun(task, state=states.SUCCESS)
-        metrics._on_failure(task)
-        metrics._on_retry(task, request=SimpleNamespace(**request_of("cpu")))
-        metrics._on_revoked(task, request=SimpleNamespace(**request_of("default")))
-        metrics._on_prerun(task)
-        metrics._on_postrun(task, state=states.REJECTED, retval=Reject(requeue=True))
+        task_success.send(sender=task, result=None)
+        task_postrun.send(
+            sender=task, task_id="unit", task=task, args=(), kwargs={}, state=states.SUCCESS
+        )
+        task_failure.send(sender=task, task_id="unit", exception=ValueError("unit"))
+        task_retry.send(sender=task, request=retried, reason="unit", einfo=None)
+        task_revoked.send(sender=task, request=revoked, terminated=False, expired=False)
+        a_run(task, states.REJECTED, Reject(requeue=True))
     finally:
         task.pop_request()
     message = SimpleNamespace(headers={"task": "nope"}, delivery_info={"routing_key": "cpu"})
-    metrics._on_rejected(message)
-    metrics._on_unknown(message, name="nope")
+    task_rejected.send(sender=None, message=message, exc=None)
+    task_unknown.send(sender=None, message=message, exc=None, name="nope", id="unit")
     samples = collected(folder)
     name, tasks = process_data.name, "celery_tasks_total"
     assert value(busy, "celery_worker_pool_busy_processes", worker="unit@host", queue="cpu") == 1
@@ -188,23 +221,31 @@ def test_runs_are_counted_by_task_queue_and_state(local_app: ProjectCelery, fold
     assert 4 <= wait < 20  # two runs, each published 2 s before it started
 
 
-def test_nothing_is_recorded_while_metrics_are_off(local_app: ProjectCelery, folder: Path) -> None:
+def test_nothing_is_recorded_once_disconnected(local_app: ProjectCelery, folder: Path) -> None:
+    worker = WorkerMetrics.create("unit@host", ("default",), max_memory_kib=None)
+    worker.connect()
+    worker.disconnect()
     task = local_app.tasks[process_data.name]
-    metrics._on_prerun(task)
-    metrics._on_postrun(task, state=states.SUCCESS)
-    metrics._on_success(task)
-    metrics._on_process_shutdown(os.getpid(), EX_RECYCLE)
-    assert collected(folder) == {}
+    task.push_request(**request_of("default"))
+    try:
+        a_run(task, states.SUCCESS)
+    finally:
+        task.pop_request()
+    worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=EX_RECYCLE)
+    samples = collected(folder)
+    ran = {"task": process_data.name, "queue": "default"}
+    assert value(samples, "celery_tasks_total", **ran, state="succeeded") is None
+    assert value(samples, "celery_task_runtime_seconds_count", **ran) is None
+    recycled = {"worker": "unit@host", "queue": "default", "reason": "max_tasks"}
+    assert value(samples, "celery_worker_process_recycles_total", **recycled) is None
 
 
 def test_a_recycled_process_counts_its_reason_and_leaves_the_busy_sum(
-    folder: Path, monkeypatch: pytest.MonkeyPatch
+    folder: Path, monkeypatch: pytest.MonkeyPatch, recording: WorkerMetrics
 ) -> None:
-    worker = WorkerMetrics.create("unit@host", ("default",), max_memory_kib=1024)
-    worker.busy.labels("unit@host", "default").inc()
-    metrics._active = worker
+    recording.busy.labels("unit@host", "default").inc()
     monkeypatch.setattr(metrics, "mem_rss", lambda: 2048)
-    metrics._on_process_shutdown(os.getpid(), EX_RECYCLE)
+    worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=EX_RECYCLE)
     samples = collected(folder)
     recycles = "celery_worker_process_recycles_total"
     labels = {"worker": "unit@host", "queue": "default"}
@@ -251,8 +292,15 @@ def test_the_worker_serves_its_metrics_on_its_port(
         after = parse(urllib.request.urlopen(url, timeout=5).read().decode())
     finally:
         step.shutdown(worker)
-    assert metrics._active is None
     folder_of_worker = metrics_app.settings.data_dir / "metrics" / "unit@host"
+    task = metrics_app.tasks[process_data.name]
+    task.push_request(**request_of("default"))
+    try:
+        a_run(task, states.SUCCESS)  # after shutdown: not recorded
+    finally:
+        task.pop_request()
+    ran = {"task": process_data.name, "queue": "default", "state": "succeeded"}
+    assert value(collected(folder_of_worker), "celery_tasks_total", **ran) is None
     assert os.environ[metrics.MULTIPROCESS_VARIABLE] == str(folder_of_worker)
     for queue in ("default", "cpu"):
         labels = {"worker": "unit@host", "queue": queue}
