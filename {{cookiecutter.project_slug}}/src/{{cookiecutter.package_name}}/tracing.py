@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from celery.signals import (
@@ -51,17 +52,28 @@ MODULES = (
 # Probes call these every few seconds: a trace each would bury the real ones.
 UNTRACED_URLS = "healthz,readyz"
 
-_settings: TracingSettings | None = None
+# This process's tracer provider, once started: OpenTelemetry's own provider is per
+# process too (set once), and a pool process starts its own after the fork.
 _provider: TracerProvider | None = None
 
 
 def connect_signals(settings: Settings) -> None:
-    """With tracing on, start it in each worker pool process and in beat (idempotent).
+    """With tracing on, start it in each worker pool process and in beat; with it off,
+    drop what an earlier app connected. The receivers carry these settings.
 
     ConfigError naming the install command when the ``tracing`` extra is missing.
     """
-    global _settings
-    if not settings.tracing.enabled:
+    traced = settings.tracing
+    receivers = (
+        (worker_init, "tracing.worker_init", partial(_on_worker_init, traced)),
+        (worker_process_init, "tracing.process", partial(_on_start, traced)),
+        (worker_process_shutdown, "tracing.process_stop", _on_stop),
+        (worker_shutdown, "tracing.worker_stop", _on_stop),
+        (beat_init, "tracing.beat", partial(_on_start, traced)),
+    )
+    for signal, uid, _receiver in receivers:
+        signal.disconnect(dispatch_uid=uid)
+    if not traced.enabled:
         return
     missing = [name for name in MODULES if not _installed(name)]
     if missing:
@@ -70,12 +82,8 @@ def connect_signals(settings: Settings) -> None:
             f"is missing); install them with `{INSTALL}` or turn tracing off"
         )
         raise ConfigError(setting_problem(settings, "tracing.enabled", message))
-    _settings = settings.tracing
-    worker_init.connect(_on_worker_init, weak=False, dispatch_uid="tracing.worker_init")
-    worker_process_init.connect(_on_pool_process, weak=False, dispatch_uid="tracing.process")
-    worker_process_shutdown.connect(_on_stop, weak=False, dispatch_uid="tracing.process_stop")
-    worker_shutdown.connect(_on_stop, weak=False, dispatch_uid="tracing.worker_stop")
-    beat_init.connect(_on_beat_init, weak=False, dispatch_uid="tracing.beat")
+    for signal, uid, receiver in receivers:
+        signal.connect(receiver, weak=False, dispatch_uid=uid)
 
 
 def start(settings: TracingSettings, exporter: SpanExporter | None = None) -> TracerProvider | None:
@@ -203,24 +211,18 @@ def _installed(module: str) -> bool:
         return False
 
 
-def _on_worker_init(sender: Any, **_: Any) -> None:
+def _on_worker_init(settings: TracingSettings, sender: Any, **_: Any) -> None:
     # Here, not at the top: only a worker needs the pool classes.
     from celery.concurrency import get_implementation
     from celery.concurrency.prefork import TaskPool as PreforkPool
 
     # A prefork worker runs no task itself: its pool processes start tracing.
-    if _settings is not None and get_implementation(sender.pool_cls) is not PreforkPool:
-        start(_settings)
+    if get_implementation(sender.pool_cls) is not PreforkPool:
+        start(settings)
 
 
-def _on_pool_process(**_: Any) -> None:
-    if _settings is not None:
-        start(_settings)
-
-
-def _on_beat_init(**_: Any) -> None:
-    if _settings is not None:
-        start(_settings)
+def _on_start(settings: TracingSettings, **_: Any) -> None:
+    start(settings)
 
 
 def _on_stop(**_: Any) -> None:
