@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
-        "--size", choices=sorted(SIZES), default="full", help="tiny: a handful of tasks each"
+        "--size",
+        choices=sorted(SIZES),
+        default="full",
+        help="full (default): the counts docs/performance.md gives; tiny: a handful each",
     )
     parser.add_argument(
         "--only",

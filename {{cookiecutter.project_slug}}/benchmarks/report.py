@@ -45,22 +45,22 @@ def _cpu_model() -> str:
 
 
 def write(results: dict[str, Any], size: str, folder: Path) -> list[Path]:
-    """Write the run's JSON (dated); then the broker's Markdown and PNG, from ``latest``."""
+    """Write the run's JSON (dated); then the broker's Markdown and PNG, from ``latest``.
+
+    The paths written: no PNG when nothing there has a plot (layers, payload, api).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     box = machine()
     run = {"date": now.isoformat(timespec="seconds"), "size": size, "machine": box}
     broker = box["broker"]
-    paths = [
-        folder / f"{now:%Y%m%dT%H%M%S.%fZ}-{broker}-{size}.json",
-        folder / f"{broker}.md",
-        folder / f"{broker}.png",
-    ]
-    paths[0].write_text(json.dumps(run | results, indent=2) + "\n")
+    run_path = folder / f"{now:%Y%m%dT%H%M%S.%fZ}-{broker}-{size}.json"
+    run_path.write_text(json.dumps(run | results, indent=2) + "\n")
     document = latest(folder, size, box)
-    paths[1].write_text(markdown(document))
-    plot(document, paths[2])
-    return paths
+    tables = folder / f"{broker}.md"
+    tables.write_text(markdown(document))
+    plotted = folder / f"{broker}.png"
+    return [run_path, tables, *([plotted] if plot(document, plotted) else [])]
 
 
 def latest(folder: Path, size: str, box: dict[str, Any]) -> dict[str, Any]:
@@ -215,14 +215,19 @@ def _api(api: dict[str, Any]) -> list[str]:
     ]
 
 
-def plot(document: dict[str, Any], path: Path) -> None:
-    """Throughput per variant; resident memory over the soak, and over the leak."""
+def plot(document: dict[str, Any], path: Path) -> bool:
+    """Throughput per variant; resident memory over the soak, and over the leak.
+
+    False, and nothing written, when the document has neither.
+    """
     panels: list[Callable[[Axes, dict[str, Any]], None]] = []
     if "throughput" in document:
         panels.append(_throughput_panel)
     if "soak" in document:
         panels += [_soak_panel, _leak_panel]
-    count = max(len(panels), 1)
+    if not panels:
+        return False
+    count = len(panels)
     # A Figure of its own, not pyplot: no display, no global figure state.
     figure = Figure(figsize=(6.5 * count, 5), layout="tight")
     axes = figure.subplots(1, count, squeeze=False)
@@ -231,6 +236,7 @@ def plot(document: dict[str, Any], path: Path) -> None:
     box = document["machine"]
     figure.suptitle(f"{box['broker']}, {box['cpu']}, {box['cpus']} CPUs, {_measured_on(document)}")
     figure.savefig(path, dpi=100)
+    return True
 
 
 def _throughput_panel(axis: Axes, document: dict[str, Any]) -> None:

@@ -208,7 +208,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_max_memory_per_child": settings.worker.max_memory_per_child,
         "worker_concurrency": settings.worker.concurrency,
         "worker_soft_shutdown_timeout": settings.worker.soft_shutdown_timeout,
-        "worker_enable_soft_shutdown_on_idle": True,
+        # Redis only: a worker with no task running still waits out the soft shutdown, so
+        # the ETA messages it holds are requeued (Celery's advice for Redis). Elsewhere an
+        # idle worker's cold shutdown (a second Ctrl-C) ends at once.
+        "worker_enable_soft_shutdown_on_idle": settings.broker.is_redis,
         "worker_hijack_root_logger": False,
         "task_default_queue": DEFAULT_QUEUE,
         "task_queues": task_queues(settings),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,3 +40,18 @@ def test_a_changed_file_restarts_the_worker(tmp_path: Path) -> None:
         wait_for(log, "detected", 1)  # watchfiles: "1 change detected"
         wait_for(log, READY, 2)
         assert "SIGKILL" not in log.read_text()  # the first worker shut down warm
+
+
+def test_ctrl_c_on_an_idle_worker_skips_the_soft_shutdown(tmp_path: Path) -> None:
+    """No 30 s soft shutdown for an idle worker: Ctrl-C sends it two SIGINTs."""
+    log = tmp_path / "worker.log"
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "worker", "--reload"]
+    environment = {**os.environ, "APP_ENV": "local"}
+    with process_group(command, tmp_path, environment, log) as process:
+        wait_for(log, READY, 1)
+        os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole group
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running 20 s after Ctrl-C:\n{log.read_text()}")
+    assert "Soft Shutdown" not in log.read_text()

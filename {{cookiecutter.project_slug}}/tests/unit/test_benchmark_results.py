@@ -34,7 +34,7 @@ def run(folder: Path, results: dict[str, Any], box: dict[str, Any] = BOX) -> str
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(report, "machine", lambda: box)
         written = report.write(results, "full", folder)
-    assert written[2].read_bytes().startswith(b"\x89PNG")
+    assert [path.suffix for path in written] == [".json", ".md"]  # nothing here to plot
     return written[1].read_text()
 
 

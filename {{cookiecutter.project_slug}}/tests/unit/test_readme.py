@@ -111,9 +111,8 @@ def test_the_readme_quotes_the_benchmark_run_of_docs_performance() -> None:
     text = README.read_text()
     section = re.search(r"^## Performance$(?P<body>.*?)(?=^## )", text, re.M | re.S)
     assert section is not None, "no '## Performance' section"
-    quoted = [
-        line for line in section["body"].splitlines() if line.startswith(("| ", "Measured "))
-    ]
+    lines = section["body"].splitlines()
+    quoted = [line for line in lines if line.startswith(("| ", "Measured "))]
     assert len(quoted) >= 4, "the machine line, the header and the rows"
     documented = set(PERFORMANCE.read_text().splitlines())
     assert [line for line in quoted if line not in documented] == []
