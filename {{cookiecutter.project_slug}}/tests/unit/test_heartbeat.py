@@ -227,6 +227,10 @@ def test_a_consumer_loop_blocked_by_a_task_fails_liveness(local_app: ProjectCele
     with start_worker(local_app, pool="solo", perform_ping_check=False, hostname=NODE):
         block_the_loop.delay(3)
         deadline = time.monotonic() + 10
+        # The worker starts in a thread: judge its loop only once it has run and said so.
+        while not ((beat := read_beat(path)) and beat.phase is Phase.CONSUMING):
+            assert time.monotonic() < deadline, "the worker never started consuming"
+            time.sleep(0.05)
         while (verdict := liveness(read_beat(path), time.time(), 1)).ok:
             assert time.monotonic() < deadline, "a blocked loop still passed liveness"
             time.sleep(0.1)
